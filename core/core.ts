@@ -1,0 +1,438 @@
+/**
+ * The core: submit → filters → sequence → WAL (group commit) → apply to the tree → subscribers.
+ *
+ * Sequencing is synchronous: a command is checked against the tree *plus an overlay of accepted
+ * commands that are not durable yet*, given the next log index, encoded and queued on the WAL.
+ * Only when the WAL reports the index durable is it applied to the tree (so a reader never sees
+ * what a crash could take back), its submitter acknowledged and its subscribers called, always
+ * in log order.
+ */
+import * as path from 'node:path';
+import { OsError } from './errors.ts';
+import type { Filter, FilterContext, PlannedChange, StateView } from './filter.ts';
+import type { FileIO } from './fileio.ts';
+import { API_VERSION, checkSubmission, keyOf, LIMITS, newId, type Command, type Resource } from './resource.ts';
+import { Levels } from './sstable/levels.ts';
+import type { Entry } from './sstable/sstable.ts';
+import { Tree, type Query } from './tree/tree.ts';
+import { encodeRecord } from './wal/codec.ts';
+import { Wal, type TornTail } from './wal/wal.ts';
+
+export interface CoreOptions {
+  /** Data directory: `wal/` and `sst/` live in it. */
+  dir: string;
+  /** WAL segment size (64 MiB). */
+  segmentBytes?: number;
+  io?: FileIO;
+  filters?: Filter[];
+  /** Run flush and compaction in a worker thread (default true). */
+  worker?: boolean;
+  /** Flush sealed WAL segments into sstables automatically (default true). */
+  autoFlush?: boolean;
+  /** Compact once this many deltas have piled up (4). */
+  deltasBeforeCompaction?: number;
+  /** Where the core reports what it repaired or failed to do in the background. */
+  report?: (message: string) => void;
+}
+
+export type Action = 'create' | 'update' | 'delete';
+
+export interface Change {
+  action: Action;
+  old: Resource | null;
+  new: Resource | null;
+}
+
+/** One log record, as subscribers see it once it is durable and applied. */
+export interface Committed {
+  index: number;
+  time: string;
+  actor: string;
+  changes: Change[];
+}
+
+export interface SubmitResult {
+  index: number;
+  /** The stored resources, in command order (for a delete: the resource deleted). */
+  resources: Resource[];
+}
+
+export interface SubmitOptions {
+  actor?: string;
+}
+
+interface Pending {
+  index: number;
+  time: string;
+  actor: string;
+  planned: PlannedChange[];
+  keys: string[];
+  resolve: (r: SubmitResult) => void;
+  reject: (e: unknown) => void;
+}
+
+interface OverlayEntry {
+  r: Resource | null;
+  index: number;
+}
+
+let isoMs = 0;
+let isoText = '';
+function isoNow(): string {
+  const ms = Date.now();
+  if (ms !== isoMs) {
+    isoMs = ms;
+    isoText = new Date(ms).toISOString();
+  }
+  return isoText;
+}
+
+const describe = (ns: string, type: string, name: string): string => `${type} ${ns ? ns + '/' : ''}${name}`;
+
+export class Core {
+  readonly dir: string;
+  readonly tree = new Tree();
+  /** What recovery cut from the WAL's tail, if anything. */
+  torn: TornTail | null = null;
+  private wal!: Wal;
+  private levels!: Levels;
+  private readonly filters: Filter[];
+  private readonly checkFilters: Filter[];
+  private readonly admitFilters: Filter[];
+  private readonly report: (m: string) => void;
+  private readonly autoFlush: boolean;
+  private readonly deltasBeforeCompaction: number;
+  private nextIndex = 1;
+  private applied = 0;
+  private readonly pending: Pending[] = [];
+  private readonly overlay = new Map<string, OverlayEntry>();
+  private readonly overlayIds = new Map<string, OverlayEntry>();
+  private readonly subscribers = new Set<(c: Committed) => void>();
+  private background: Promise<void> = Promise.resolve();
+  private closed = false;
+  readonly view: StateView;
+  readonly counters = { accepted: 0, rejected: new Map<string, number>() };
+
+  private constructor(opts: CoreOptions) {
+    this.dir = opts.dir;
+    this.filters = opts.filters ?? [];
+    this.checkFilters = this.filters.filter((f) => f.check);
+    this.admitFilters = this.filters.filter((f) => f.admit);
+    this.report = opts.report ?? (() => {});
+    this.autoFlush = opts.autoFlush ?? true;
+    this.deltasBeforeCompaction = opts.deltasBeforeCompaction ?? 4;
+    this.view = { get: (ns, type, name) => this.lookup(ns, type, name), getById: (id) => this.lookupId(id) };
+  }
+
+  /** Opens a data directory: newest sstables, then the WAL after them. */
+  static async open(opts: CoreOptions): Promise<Core> {
+    const core = new Core(opts);
+    core.levels = Levels.open({ dir: path.join(opts.dir, 'sst'), worker: opts.worker });
+    core.levels.load((block) => core.loadBlock(block));
+    const { wal, torn, lastIndex } = await Wal.open(
+      {
+        dir: path.join(opts.dir, 'wal'),
+        segmentBytes: opts.segmentBytes,
+        io: opts.io,
+        onDurable: (i) => core.onDurable(i),
+        onFailure: (e) => core.onFailure(e),
+        onSealed: () => {
+          if (core.autoFlush) core.schedule(() => core.flushSealed());
+        },
+      },
+      core.levels.covered,
+      (index, body) => core.replay(index, body),
+    );
+    core.wal = wal;
+    core.torn = torn;
+    if (torn) core.report(`WAL: cut a torn tail of ${torn.bytes} bytes at offset ${torn.offset} of ${torn.file} (${torn.reason})`);
+    core.applied = Math.max(lastIndex, core.levels.covered);
+    core.nextIndex = core.applied + 1;
+    if (lastIndex < core.levels.covered) {
+      throw new OsError('corrupt', `WAL ends at ${lastIndex} but sstables cover ${core.levels.covered}: the WAL is missing records`);
+    }
+    return core;
+  }
+
+  /** Log index of the last command applied (durable and visible). */
+  get index(): number {
+    return this.applied;
+  }
+
+  /** Submits one command or an atomic batch; resolves once durable and applied. */
+  submit(submission: unknown, opts: SubmitOptions = {}): Promise<SubmitResult> {
+    try {
+      const commands = checkSubmission(submission);
+      const actor = opts.actor ?? 'system';
+      if (this.checkFilters.length === 0) return this.sequence(commands, actor);
+      return this.runChecks(commands, actor);
+    } catch (e) {
+      this.countRejection(e);
+      return Promise.reject(e);
+    }
+  }
+
+  private async runChecks(commands: Command[], actor: string): Promise<SubmitResult> {
+    const ctx: FilterContext = { actor, view: this.view };
+    try {
+      for (const f of this.checkFilters) {
+        const out = await f.check!(commands, ctx);
+        if (out) commands = out;
+      }
+    } catch (e) {
+      this.countRejection(e);
+      throw e;
+    }
+    return this.sequence(commands, actor);
+  }
+
+  private countRejection(e: unknown): void {
+    const key = e instanceof OsError ? (e.filter ?? e.code) : 'internal';
+    this.counters.rejected.set(key, (this.counters.rejected.get(key) ?? 0) + 1);
+  }
+
+  private lookup(ns: string, type: string, name: string): Resource | null {
+    if (this.overlay.size > 0) {
+      const o = this.overlay.get(keyOf(ns, type, name));
+      if (o) return o.r;
+    }
+    return this.tree.get(ns, type, name) ?? null;
+  }
+
+  private lookupId(id: string): Resource | null {
+    if (this.overlayIds.size > 0) {
+      const o = this.overlayIds.get(id);
+      if (o) return o.r;
+    }
+    return this.tree.getById(id) ?? null;
+  }
+
+  /** Plans, checks and queues the commands at one index; synchronous up to the WAL append. */
+  private sequence(commands: Command[], actor: string): Promise<SubmitResult> {
+    if (this.closed) return Promise.reject(new OsError('closed', 'osØ is shutting down; retry against the restarted server'));
+    const index = this.nextIndex;
+    const time = isoNow();
+    const planned: PlannedChange[] = [];
+    const keys: string[] = [];
+    // A batch may touch one key several times: later commands see earlier ones.
+    const local = commands.length > 1 ? new Map<string, Resource | null>() : null;
+    const ctx: FilterContext = { actor, view: this.view };
+    let body = `{"t":"${time}","a":${this.actorJson(actor)},"c":[`;
+    try {
+      for (let i = 0; i < commands.length; i++) {
+        const cmd = commands[i];
+        const input = cmd.resource;
+        let ns = input.namespace ?? '';
+        let name = input.name;
+        const type = input.type;
+        let old: Resource | null;
+        if (name === undefined) {
+          old = input.id !== undefined ? this.lookupId(input.id) : null;
+          if (!old || old.type !== type) throw new OsError('not_found', `no ${type} with id ${input.id}`);
+          ns = old.namespace;
+          name = old.name;
+        }
+        const key = keyOf(ns, type, name);
+        old = local?.has(key) ? local.get(key)! : this.lookup(ns, type, name);
+        if (cmd.op === 'create' && old) throw new OsError('conflict', `${describe(ns, type, name)} already exists (revision ${old.revision}); use apply or update to change it`);
+        if ((cmd.op === 'update' || cmd.op === 'delete') && !old) throw new OsError('not_found', `${describe(ns, type, name)} does not exist`);
+        if (cmd.expect !== undefined && (old?.revision ?? 0) !== cmd.expect) {
+          throw new OsError('conflict', `${describe(ns, type, name)} is at revision ${old?.revision ?? 0}, not ${cmd.expect} as expected; read it again and retry`);
+        }
+        if (old && input.id !== undefined && input.id !== old.id) throw new OsError('conflict', `${describe(ns, type, name)} has id ${old.id}, not ${input.id}`);
+        let next: Resource | null = null;
+        if (cmd.op !== 'delete') {
+          let id = old?.id ?? input.id;
+          if (id === undefined) id = newId(Date.now());
+          else if (!old && this.lookupId(id)) throw new OsError('conflict', `id ${id} is taken by another resource`);
+          next = {
+            apiVersion: API_VERSION,
+            id,
+            namespace: ns,
+            type,
+            name,
+            created: old?.created ?? time,
+            updated: time,
+            revision: index,
+            owner: input.owner,
+            tags: input.tags ?? {},
+            cost: input.cost,
+            data: input.data,
+          };
+        }
+        const change: PlannedChange = { command: cmd, old, next };
+        for (const f of this.admitFilters) f.admit!(change, ctx);
+        next = change.next;
+        if (next) {
+          const json = JSON.stringify(next);
+          if (json.length > LIMITS.resourceBytes / 4 && Buffer.byteLength(json) > LIMITS.resourceBytes) {
+            throw new OsError('too_large', `${describe(ns, type, name)} is ${Buffer.byteLength(json)} bytes; a resource may be at most ${LIMITS.resourceBytes} bytes (move bulk data elsewhere)`);
+          }
+          body += (i ? ',{"o":"put","r":' : '{"o":"put","r":') + json + '}';
+        } else {
+          const o = old!;
+          body += (i ? ',' : '') + `{"o":"del","r":${JSON.stringify({ id: o.id, namespace: o.namespace, type: o.type, name: o.name, revision: index })}}`;
+        }
+        planned.push(change);
+        keys.push(key);
+        local?.set(key, next);
+      }
+      body += ']}';
+      if (body.length > LIMITS.batchBytes && Buffer.byteLength(body) > LIMITS.batchBytes) {
+        throw new OsError('too_large', `the batch is ${Buffer.byteLength(body)} bytes; at most ${LIMITS.batchBytes} fit in one atomic batch (split it)`);
+      }
+    } catch (e) {
+      this.countRejection(e);
+      return Promise.reject(e);
+    }
+    const record = encodeRecord(index, body);
+    this.nextIndex++;
+    for (let i = 0; i < planned.length; i++) {
+      const e: OverlayEntry = { r: planned[i].next, index };
+      this.overlay.set(keys[i], e);
+      const id = (planned[i].next ?? planned[i].old)!.id;
+      this.overlayIds.set(id, e);
+    }
+    this.counters.accepted++;
+    return new Promise<SubmitResult>((resolve, reject) => {
+      this.pending.push({ index, time, actor, planned, keys, resolve, reject });
+      this.wal.append(record, index);
+    });
+  }
+
+  private lastActor = '';
+  private lastActorJson = '""';
+  private actorJson(actor: string): string {
+    if (actor !== this.lastActor) {
+      this.lastActor = actor;
+      this.lastActorJson = JSON.stringify(actor);
+    }
+    return this.lastActorJson;
+  }
+
+  private onDurable(last: number): void {
+    while (this.pending.length > 0 && this.pending[0].index <= last) this.apply(this.pending.shift()!);
+  }
+
+  private apply(p: Pending): void {
+    const changes: Change[] = [];
+    const resources: Resource[] = [];
+    for (let i = 0; i < p.planned.length; i++) {
+      const { old, next } = p.planned[i];
+      if (next) this.tree.put(next);
+      else this.tree.delete(old!.namespace, old!.type, old!.name);
+      const o = this.overlay.get(p.keys[i]);
+      if (o && o.index === p.index) this.overlay.delete(p.keys[i]);
+      const id = (next ?? old)!.id;
+      const oi = this.overlayIds.get(id);
+      if (oi && oi.index === p.index) this.overlayIds.delete(id);
+      changes.push({ action: !next ? 'delete' : old ? 'update' : 'create', old, new: next });
+      resources.push((next ?? old)!);
+    }
+    this.applied = p.index;
+    if (this.subscribers.size > 0) {
+      const c: Committed = { index: p.index, time: p.time, actor: p.actor, changes };
+      for (const s of this.subscribers) {
+        try {
+          s(c);
+        } catch (e) {
+          this.report(`subscriber failed at index ${p.index}: ${(e as Error).message}`);
+        }
+      }
+    }
+    p.resolve({ index: p.index, resources });
+  }
+
+  /** The WAL refused everything not yet durable: refuse it here too and forget the overlay. */
+  private onFailure(err: OsError): void {
+    const failed = this.pending.splice(0);
+    this.overlay.clear();
+    this.overlayIds.clear();
+    this.nextIndex = this.wal.durableIndex + 1;
+    this.counters.accepted -= failed.length;
+    for (const p of failed) {
+      this.countRejection(err);
+      p.reject(err);
+    }
+    this.report(err.message);
+  }
+
+  private loadBlock(block: Entry[]): void {
+    for (const e of block) {
+      if (e.$del) this.tree.delete(e.namespace, e.type, e.name);
+      else this.tree.put(e as unknown as Resource);
+    }
+  }
+
+  private replay(index: number, body: Buffer): void {
+    const rec = JSON.parse(body.toString('utf8')) as { c: { o: 'put' | 'del'; r: Resource }[] };
+    for (const ch of rec.c) {
+      if (ch.o === 'put') this.tree.put(ch.r);
+      else this.tree.delete(ch.r.namespace, ch.r.type, ch.r.name);
+    }
+    this.applied = index;
+  }
+
+  // ---- reads -------------------------------------------------------------------------------
+
+  get(type: string, name: string, namespace = ''): Resource | undefined {
+    return this.tree.get(namespace, type, name);
+  }
+
+  getById(id: string): Resource | undefined {
+    return this.tree.getById(id);
+  }
+
+  query(q: Query): Resource[] {
+    return this.tree.query(q);
+  }
+
+  /** Called with every record after it is applied, in log order. Returns an unsubscribe function. */
+  subscribe(fn: (c: Committed) => void): () => void {
+    this.subscribers.add(fn);
+    return () => this.subscribers.delete(fn);
+  }
+
+  // ---- background ----------------------------------------------------------------------------
+
+  private schedule(job: () => Promise<void>): Promise<void> {
+    const run = this.background.then(job);
+    this.background = run.catch((e: Error) => this.report(`background: ${e.message}`));
+    return run;
+  }
+
+  private async flushSealed(): Promise<void> {
+    const to = this.wal.sealedThrough;
+    if (to <= this.levels.covered) return;
+    await this.levels.flush(this.wal.segmentPaths(this.levels.covered, to), to);
+    await this.wal.dropThrough(to);
+    if (this.levels.deltaCount >= this.deltasBeforeCompaction) await this.levels.compact();
+  }
+
+  /** Seals the WAL, flushes it into an sstable and compacts: afterwards a restart reads one sstable. */
+  async checkpoint(): Promise<void> {
+    await this.wal.seal();
+    await this.schedule(async () => {
+      await this.flushSealed();
+      await this.levels.compact();
+    });
+  }
+
+  stats(): { index: number; resources: number; covered: number; sstables: string[]; fsyncs: number } {
+    return { index: this.applied, resources: this.tree.size, covered: this.levels.covered, sstables: this.levels.files, fsyncs: this.wal.syncCount };
+  }
+
+  /** fdatasync latencies of recent group commits (ms). */
+  fsyncSamples(): Float64Array {
+    return this.wal.syncMs.subarray(0, Math.min(this.wal.syncCount, this.wal.syncMs.length));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.wal.drain();
+    await this.background;
+    await this.wal.close();
+    await this.levels.close();
+  }
+}
