@@ -30,7 +30,7 @@ export class Levels {
   private worker: Worker | null = null;
   private readonly useWorker: boolean;
   private nextJob = 1;
-  private readonly waiting = new Map<number, { resolve: (r: JobResult) => void; reject: (e: Error) => void }>();
+  private readonly waiting = new Map<number, { kind: string; resolve: (r: JobResult) => void; reject: (e: Error) => void }>();
 
   private constructor(opts: LevelsOptions, m: Manifest) {
     this.dir = opts.dir;
@@ -128,7 +128,7 @@ export class Levels {
         const w = this.waiting.get(msg.id);
         this.waiting.delete(msg.id);
         if (msg.ok) w?.resolve(msg.result);
-        else w?.reject(new OsError('internal', `${job.kind} failed: ${msg.error.message}`));
+        else w?.reject(new OsError('internal', `${w?.kind} failed: ${msg.error.message}`));
       });
       this.worker.on('error', (e) => {
         for (const w of this.waiting.values()) w.reject(e);
@@ -138,7 +138,7 @@ export class Levels {
     }
     const id = this.nextJob++;
     return new Promise((resolve, reject) => {
-      this.waiting.set(id, { resolve, reject });
+      this.waiting.set(id, { kind: job.kind, resolve, reject });
       this.worker!.postMessage({ id, job });
     });
   }
