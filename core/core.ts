@@ -9,11 +9,13 @@
  */
 import * as path from 'node:path';
 import { OsError } from './errors.ts';
+import { decodeBody, deleteKeyJson } from './logrecord.ts';
 import type { Filter, FilterContext, PlannedChange, StateView } from './filter.ts';
 import type { FileIO } from './fileio.ts';
 import { API_VERSION, checkSubmission, keyOf, LIMITS, newId, type Command, type Resource } from './resource.ts';
 import { Levels } from './sstable/levels.ts';
 import type { Entry } from './sstable/sstable.ts';
+import { History } from './history.ts';
 import { Tree, type Query } from './tree/tree.ts';
 import { encodeRecord } from './wal/codec.ts';
 import { Wal, type TornTail } from './wal/wal.ts';
@@ -31,6 +33,10 @@ export interface CoreOptions {
   autoFlush?: boolean;
   /** Compact once this many deltas have piled up (4). */
   deltasBeforeCompaction?: number;
+  /** Records kept in memory for watches and handlers (10,000). */
+  historyRecords?: number;
+  /** Records kept on disk after they are in sstables, so readers can resume from them (500,000). */
+  retainRecords?: number;
   /** Where the core reports what it repaired or failed to do in the background. */
   report?: (message: string) => void;
 }
@@ -92,6 +98,8 @@ const describe = (ns: string, type: string, name: string): string => `${type} ${
 export class Core {
   readonly dir: string;
   readonly tree = new Tree();
+  /** The retained log window: what watches, handlers and `os0 log` read. */
+  readonly history: History;
   /** What recovery cut from the WAL's tail, if anything. */
   torn: TornTail | null = null;
   private wal!: Wal;
@@ -102,11 +110,14 @@ export class Core {
   private readonly report: (m: string) => void;
   private readonly autoFlush: boolean;
   private readonly deltasBeforeCompaction: number;
+  private readonly retainRecords: number;
   private nextIndex = 1;
   private applied = 0;
   private readonly pending: Pending[] = [];
   private readonly overlay = new Map<string, OverlayEntry>();
   private readonly overlayIds = new Map<string, OverlayEntry>();
+  /** owner id → ids of not-yet-durable resources that name it as owner. */
+  private readonly pendingOwned = new Map<string, Set<string>>();
   private readonly subscribers = new Set<(c: Committed) => void>();
   private background: Promise<void> = Promise.resolve();
   private closed = false;
@@ -121,6 +132,8 @@ export class Core {
     this.report = opts.report ?? (() => {});
     this.autoFlush = opts.autoFlush ?? true;
     this.deltasBeforeCompaction = opts.deltasBeforeCompaction ?? 4;
+    this.retainRecords = opts.retainRecords ?? 500_000;
+    this.history = new History(opts.historyRecords ?? 10_000, () => this.wal);
     this.view = { get: (ns, type, name) => this.lookup(ns, type, name), getById: (id) => this.lookupId(id) };
   }
 
@@ -148,6 +161,8 @@ export class Core {
     if (torn) core.report(`WAL: cut a torn tail of ${torn.bytes} bytes at offset ${torn.offset} of ${torn.file} (${torn.reason})`);
     core.applied = Math.max(lastIndex, core.levels.covered);
     core.nextIndex = core.applied + 1;
+    core.history.reset(core.applied);
+    for (const f of core.filters) f.load?.(core.tree);
     if (lastIndex < core.levels.covered) {
       throw new OsError('corrupt', `WAL ends at ${lastIndex} but sstables cover ${core.levels.covered}: the WAL is missing records`);
     }
@@ -214,10 +229,30 @@ export class Core {
     const time = isoNow();
     const planned: PlannedChange[] = [];
     const keys: string[] = [];
-    // A batch may touch one key several times: later commands see earlier ones.
-    const local = commands.length > 1 ? new Map<string, Resource | null>() : null;
+    // Several changes to one key in one record: later ones see earlier ones.
+    let local = null as Map<string, Resource | null> | null;
     const ctx: FilterContext = { actor, view: this.view };
+    const admitted: PlannedChange[] = [];
     let body = `{"t":"${time}","a":${this.actorJson(actor)},"c":[`;
+    const emit = (change: PlannedChange, key: string): void => {
+      for (const f of this.admitFilters) {
+        f.admit!(change, ctx);
+        if (f.release) admitted.push(change);
+      }
+      const { old, next } = change;
+      if (next) {
+        const json = JSON.stringify(next);
+        if (json.length > LIMITS.resourceBytes / 4 && Buffer.byteLength(json) > LIMITS.resourceBytes) {
+          throw new OsError('too_large', `${describe(next.namespace, next.type, next.name)} is ${Buffer.byteLength(json)} bytes; a resource may be at most ${LIMITS.resourceBytes} bytes (move bulk data elsewhere)`);
+        }
+        body += (planned.length ? ',{"o":"' : '{"o":"') + (old ? 'update","r":' : 'create","r":') + json + '}';
+      } else {
+        body += (planned.length ? ',' : '') + `{"o":"delete","r":${deleteKeyJson(old!, index)}}`;
+      }
+      planned.push(change);
+      keys.push(key);
+      if (commands.length > 1 || local) (local ??= new Map()).set(key, next);
+    };
     try {
       for (let i = 0; i < commands.length; i++) {
         const cmd = commands[i];
@@ -240,64 +275,97 @@ export class Core {
           throw new OsError('conflict', `${describe(ns, type, name)} is at revision ${old?.revision ?? 0}, not ${cmd.expect} as expected; read it again and retry`);
         }
         if (old && input.id !== undefined && input.id !== old.id) throw new OsError('conflict', `${describe(ns, type, name)} has id ${old.id}, not ${input.id}`);
-        let next: Resource | null = null;
-        if (cmd.op !== 'delete') {
-          let id = old?.id ?? input.id;
-          if (id === undefined) id = newId(Date.now());
-          else if (!old && this.lookupId(id)) throw new OsError('conflict', `id ${id} is taken by another resource`);
-          next = {
-            apiVersion: API_VERSION,
-            id,
-            namespace: ns,
-            type,
-            name,
-            created: old?.created ?? time,
-            updated: time,
-            revision: index,
-            owner: input.owner,
-            tags: input.tags ?? {},
-            cost: input.cost,
-            data: input.data,
-          };
+        if (cmd.op === 'delete') {
+          emit({ command: cmd, old, next: null }, key);
+          this.cascade(old!, cmd, emit, () => local);
+          continue;
         }
-        const change: PlannedChange = { command: cmd, old, next };
-        for (const f of this.admitFilters) f.admit!(change, ctx);
-        next = change.next;
-        if (next) {
-          const json = JSON.stringify(next);
-          if (json.length > LIMITS.resourceBytes / 4 && Buffer.byteLength(json) > LIMITS.resourceBytes) {
-            throw new OsError('too_large', `${describe(ns, type, name)} is ${Buffer.byteLength(json)} bytes; a resource may be at most ${LIMITS.resourceBytes} bytes (move bulk data elsewhere)`);
+        let id = old?.id ?? input.id;
+        if (id === undefined) id = newId(Date.now());
+        else if (!old && this.lookupId(id)) throw new OsError('conflict', `id ${id} is taken by another resource`);
+        if (input.owner) {
+          for (const o of input.owner) {
+            if (!this.lookupId(o)) throw new OsError('not_found', `${describe(ns, type, name)} names owner ${o}, which does not exist`);
           }
-          body += (i ? ',{"o":"put","r":' : '{"o":"put","r":') + json + '}';
-        } else {
-          const o = old!;
-          body += (i ? ',' : '') + `{"o":"del","r":${JSON.stringify({ id: o.id, namespace: o.namespace, type: o.type, name: o.name, revision: index })}}`;
         }
-        planned.push(change);
-        keys.push(key);
-        local?.set(key, next);
+        const next: Resource = {
+          apiVersion: API_VERSION,
+          id,
+          namespace: ns,
+          type,
+          name,
+          created: old?.created ?? time,
+          updated: time,
+          revision: index,
+          owner: input.owner,
+          tags: input.tags ?? {},
+          cost: input.cost,
+          data: input.data,
+        };
+        emit({ command: cmd, old, next }, key);
       }
       body += ']}';
       if (body.length > LIMITS.batchBytes && Buffer.byteLength(body) > LIMITS.batchBytes) {
-        throw new OsError('too_large', `the batch is ${Buffer.byteLength(body)} bytes; at most ${LIMITS.batchBytes} fit in one atomic batch (split it)`);
+        throw new OsError('too_large', `the record is ${Buffer.byteLength(body)} bytes; at most ${LIMITS.batchBytes} fit in one atomic batch (split it)`);
       }
     } catch (e) {
+      this.releaseAll(admitted);
       this.countRejection(e);
       return Promise.reject(e);
     }
     const record = encodeRecord(index, body);
     this.nextIndex++;
     for (let i = 0; i < planned.length; i++) {
-      const e: OverlayEntry = { r: planned[i].next, index };
+      const next = planned[i].next;
+      const e: OverlayEntry = { r: next, index };
       this.overlay.set(keys[i], e);
-      const id = (planned[i].next ?? planned[i].old)!.id;
-      this.overlayIds.set(id, e);
+      this.overlayIds.set((next ?? planned[i].old)!.id, e);
+      if (next?.owner) for (const o of next.owner) {
+        let ids = this.pendingOwned.get(o);
+        if (!ids) this.pendingOwned.set(o, (ids = new Set()));
+        ids.add(next.id);
+      }
     }
     this.counters.accepted++;
     return new Promise<SubmitResult>((resolve, reject) => {
       this.pending.push({ index, time, actor, planned, keys, resolve, reject });
       this.wal.append(record, index);
     });
+  }
+
+  /** Plans the deletes of everything `owner` owns, transitively, into the same record. */
+  private cascade(owner: Resource, cmd: Command, emit: (c: PlannedChange, key: string) => void, local: () => Map<string, Resource | null> | null): void {
+    const stack = [owner];
+    while (stack.length > 0) {
+      const o = stack.pop()!;
+      const ids = new Set(this.tree.ownedBy(o.id) ?? []);
+      for (const id of this.pendingOwned.get(o.id) ?? []) ids.add(id);
+      for (const id of ids) {
+        const child = this.lookupId(id);
+        if (!child) continue;
+        const key = keyOf(child.namespace, child.type, child.name);
+        if (local()?.get(key) === null) continue; // already deleted in this record
+        try {
+          emit({ command: { op: 'delete', resource: { type: child.type, namespace: child.namespace, name: child.name } }, old: child, next: null, cascadeFrom: o.id }, key);
+        } catch (e) {
+          const err = e instanceof OsError ? e : new OsError('internal', String(e));
+          throw new OsError(err.code, `cannot delete ${describe(owner.namespace, owner.type, owner.name)}: ${describe(child.namespace, child.type, child.name)}, which it owns, blocks it: ${err.message}`, err.filter);
+        }
+        stack.push(child);
+      }
+    }
+  }
+
+  private releaseAll(changes: PlannedChange[]): void {
+    for (const ch of changes) {
+      for (const f of this.admitFilters) {
+        try {
+          f.release?.(ch);
+        } catch (e) {
+          this.report(`filter ${f.name} failed to release: ${(e as Error).message}`);
+        }
+      }
+    }
   }
 
   private lastActor = '';
@@ -312,6 +380,7 @@ export class Core {
 
   private onDurable(last: number): void {
     while (this.pending.length > 0 && this.pending[0].index <= last) this.apply(this.pending.shift()!);
+    this.history.notify();
   }
 
   private apply(p: Pending): void {
@@ -326,12 +395,18 @@ export class Core {
       const id = (next ?? old)!.id;
       const oi = this.overlayIds.get(id);
       if (oi && oi.index === p.index) this.overlayIds.delete(id);
+      if (next?.owner && this.pendingOwned.size > 0) for (const o of next.owner) {
+        const ids = this.pendingOwned.get(o);
+        ids?.delete(id);
+        if (ids?.size === 0) this.pendingOwned.delete(o);
+      }
       changes.push({ action: !next ? 'delete' : old ? 'update' : 'create', old, new: next });
       resources.push((next ?? old)!);
     }
     this.applied = p.index;
+    const c: Committed = { index: p.index, time: p.time, actor: p.actor, changes };
+    this.history.push(c);
     if (this.subscribers.size > 0) {
-      const c: Committed = { index: p.index, time: p.time, actor: p.actor, changes };
       for (const s of this.subscribers) {
         try {
           s(c);
@@ -348,6 +423,8 @@ export class Core {
     const failed = this.pending.splice(0);
     this.overlay.clear();
     this.overlayIds.clear();
+    this.pendingOwned.clear();
+    for (const p of failed) this.releaseAll(p.planned);
     this.nextIndex = this.wal.durableIndex + 1;
     this.counters.accepted -= failed.length;
     for (const p of failed) {
@@ -365,9 +442,8 @@ export class Core {
   }
 
   private replay(index: number, body: Buffer): void {
-    const rec = JSON.parse(body.toString('utf8')) as { c: { o: 'put' | 'del'; r: Resource }[] };
-    for (const ch of rec.c) {
-      if (ch.o === 'put') this.tree.put(ch.r);
+    for (const ch of decodeBody(body).c) {
+      if (ch.o !== 'delete') this.tree.put(ch.r);
       else this.tree.delete(ch.r.namespace, ch.r.type, ch.r.name);
     }
     this.applied = index;
@@ -405,7 +481,7 @@ export class Core {
     const to = this.wal.sealedThrough;
     if (to <= this.levels.covered) return;
     await this.levels.flush(this.wal.segmentPaths(this.levels.covered, to), to);
-    await this.wal.dropThrough(to);
+    await this.wal.dropThrough(Math.min(to, this.applied - this.retainRecords));
     if (this.levels.deltaCount >= this.deltasBeforeCompaction) await this.levels.compact();
   }
 

@@ -23,6 +23,8 @@ export interface PlannedChange {
   old: Resource | null;
   /** The resource as it will be stored; null for a delete. */
   next: Resource | null;
+  /** For a delete that an owner's delete brought with it: the owner's id. */
+  cascadeFrom?: string;
 }
 
 export interface Filter {
@@ -38,4 +40,8 @@ export interface Filter {
    * `change.next` (defaults such as cost).
    */
   admit?(change: PlannedChange, ctx: FilterContext): void;
+  /** A change this filter admitted will not be applied after all (its batch failed, or the WAL refused it). */
+  release?(change: PlannedChange): void;
+  /** Called once after recovery, before anything is submitted: rebuild state from the tree. */
+  load?(view: { all(): Iterable<Resource> }): void;
 }

@@ -5,6 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { decodeBody } from '../logrecord.ts';
 import { decodeSegment, parseSegmentName } from '../wal/codec.ts';
 import { entryKey, SstReader, SstWriter, type Entry } from './sstable.ts';
 
@@ -45,9 +46,8 @@ export function flush(job: FlushJob): JobResult {
     const seg = decodeSegment(fs.readFileSync(file), path.basename(file), false, first);
     for (const rec of seg.records) {
       if (rec.index <= job.from || rec.index > job.to) continue;
-      const body = JSON.parse(rec.body.toString('utf8')) as { c: { o: 'put' | 'del'; r: Entry }[] };
-      for (const ch of body.c) {
-        const e = ch.o === 'del' ? { $del: 1, id: ch.r.id, namespace: ch.r.namespace, type: ch.r.type, name: ch.r.name, revision: rec.index } : ch.r;
+      for (const ch of decodeBody(rec.body).c) {
+        const e = ch.o === 'delete' ? { $del: 1, id: ch.r.id, namespace: ch.r.namespace, type: ch.r.type, name: ch.r.name, revision: rec.index } : (ch.r as unknown as Entry);
         rows.push({ key: entryKey(e), rev: rec.index, json: JSON.stringify(e) });
       }
     }

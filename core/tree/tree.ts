@@ -42,6 +42,8 @@ export class Tree {
   private readonly byId = new Map<string, Resource>();
   private readonly byType = new Map<string, Set<NsNode>>();
   private readonly tagIndex = new Map<string, Map<string, Map<string, Resource>>>();
+  /** owner id → ids of the resources it owns. */
+  private readonly owned = new Map<string, Set<string>>();
 
   get size(): number {
     return this.byId.size;
@@ -71,9 +73,15 @@ export class Tree {
     if (old) {
       if (old.id !== r.id) this.byId.delete(old.id);
       this.untag(old, r);
+      if (old.owner) this.unown(old);
     }
     this.byId.set(r.id, r);
     this.tag(r);
+    if (r.owner) for (const o of r.owner) {
+      let ids = this.owned.get(o);
+      if (!ids) this.owned.set(o, (ids = new Set()));
+      ids.add(r.id);
+    }
     return old;
   }
 
@@ -86,6 +94,7 @@ export class Tree {
     names.delete(name);
     this.byId.delete(old.id);
     this.untag(old, null);
+    if (old.owner) this.unown(old);
     if (names.size === 0) {
       node.types.delete(type);
       const holders = this.byType.get(type)!;
@@ -142,6 +151,19 @@ export class Tree {
       if (!q.exact && node.children) for (const c of node.children.values()) stack.push(c);
     }
     return out;
+  }
+
+  /** Ids of the resources that name `id` as an owner. */
+  ownedBy(id: string): ReadonlySet<string> | undefined {
+    return this.owned.get(id);
+  }
+
+  private unown(r: Resource): void {
+    for (const o of r.owner!) {
+      const ids = this.owned.get(o);
+      ids?.delete(r.id);
+      if (ids?.size === 0) this.owned.delete(o);
+    }
   }
 
   /** How many resources of a type live in a namespace and below it. */

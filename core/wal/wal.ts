@@ -117,6 +117,8 @@ export class Wal {
       const seg = segments[i];
       const isLast = i === segments.length - 1;
       const file = path.join(opts.dir, seg.name);
+      // Kept only for the retained window (history), and covered by sstables: nothing to replay.
+      if (!isLast && segments[i + 1].first - 1 <= afterIndex) continue;
       const dec = decodeSegment(await io.readFile(file), seg.name, isLast, seg.first);
       const end = seg.first + dec.records.length;
       if (!isLast && end !== segments[i + 1].first) {
@@ -161,6 +163,11 @@ export class Wal {
   /** Index of the last record known durable. */
   get durableIndex(): number {
     return this.durable;
+  }
+
+  /** The oldest index still on disk. */
+  get firstIndex(): number {
+    return this.segments[0].first;
   }
 
   /** The last index held by a sealed (no longer written) segment, or 0. */

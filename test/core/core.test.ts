@@ -194,3 +194,39 @@ describe('core commands', () => {
     await core.close();
   });
 });
+
+describe('ownership', () => {
+  it('deletes what an owner owns, transitively, in the same record', async () => {
+    const core = await Core.open({ dir: tempDir() });
+    const svc = (await core.submit({ op: 'create', resource: cfg('svc') })).resources[0];
+    const tg = (await core.submit({ op: 'create', resource: cfg('svc-group', {}, { owner: [svc.id] }) })).resources[0];
+    await core.submit({ batch: [1, 2, 3].map((i) => ({ op: 'create', resource: cfg(`svc-task-${i}`, {}, { owner: [tg.id] }) })) });
+    await core.submit({ op: 'create', resource: cfg('unrelated') });
+    const seen: Committed[] = [];
+    core.subscribe((c) => seen.push(c));
+    const del = await core.submit({ op: 'delete', resource: cfg('svc') });
+    expect(del.resources.map((r) => r.name).sort()).toEqual(['svc', 'svc-group', 'svc-task-1', 'svc-task-2', 'svc-task-3']);
+    expect(seen.length).toBe(1);
+    expect(core.query({ type: 'configuration' }).map((r) => r.name)).toEqual(['unrelated']);
+    expect((await error(core.submit({ op: 'create', resource: cfg('orphan', {}, { owner: [svc.id] }) }))).message).toMatch(/names owner .* which does not exist/);
+    await core.close();
+  });
+
+  it('says which owned resource blocks a delete, and deletes nothing', async () => {
+    const guard: Filter = {
+      name: 'permission',
+      admit(change) {
+        if (!change.next && change.old?.name === 'locked') throw new Rejection('permission', 'bob may not delete configuration acme/prod/locked');
+      },
+    };
+    const core = await Core.open({ dir: tempDir(), filters: [guard] });
+    const owner = (await core.submit({ op: 'create', resource: cfg('owner') })).resources[0];
+    await core.submit({ op: 'create', resource: cfg('free', {}, { owner: [owner.id] }) });
+    await core.submit({ op: 'create', resource: cfg('locked', {}, { owner: [owner.id] }) });
+    const e = await error(core.submit({ op: 'delete', resource: cfg('owner') }));
+    expect(e.message).toBe('cannot delete configuration acme/prod/owner: configuration acme/prod/locked, which it owns, blocks it: rejected by permission: bob may not delete configuration acme/prod/locked');
+    expect(e.filter).toBe('permission');
+    expect(core.query({ type: 'configuration' }).length).toBe(3);
+    await core.close();
+  });
+});
