@@ -169,6 +169,11 @@ export class Core {
     return core;
   }
 
+  /** Records accepted but not yet durable and applied. */
+  get pendingCount(): number {
+    return this.pending.length;
+  }
+
   /** Log index of the last command applied (durable and visible). */
   get index(): number {
     return this.applied;
