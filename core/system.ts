@@ -109,6 +109,9 @@ export class System {
   /** A query, checked: with rights on the whole namespace prefix it is answered from the indexes; otherwise filtered to what the actor may list. */
   list(actor: Actor, q: Query): Resource[] {
     const ns = q.namespace ?? '';
+    if (q.type !== undefined && !this.core.get('type', q.type.replace(/\/observed$/, ''))) {
+      throw new OsError('not_found', `unknown type "${q.type}"; 'os0 get type' lists the types there are`);
+    }
     if (q.type !== undefined && this.permissions.allowed(actor, 'list', q.type, ns)) return this.core.query(q);
     const out = this.core.query({ ...q, limit: undefined }).filter((r) => this.permissions.allowed(actor, 'list', r.type, r.namespace));
     if (q.type !== undefined && out.length === 0) this.authorize(actor, 'list', q.type, ns);

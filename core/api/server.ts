@@ -1,0 +1,290 @@
+/**
+ * The HTTP API (CONTRACT.md "HTTP API"): Hono over node's HTTP server. Other layers add their
+ * routes with `api.app.route(...)`; nothing here knows about them.
+ */
+import { Hono, type Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { streamSSE } from 'hono/streaming';
+import { serve, type ServerType } from '@hono/node-server';
+import type { Actor } from '../auth/permission.ts';
+import { OsError, type ErrorCode } from '../errors.ts';
+import { matches, type HandlerQuery } from '../handlers.ts';
+import { LIMITS, type Resource } from '../resource.ts';
+import type { System } from '../system.ts';
+import type { Query } from '../tree/tree.ts';
+
+export interface ApiOptions {
+  /** Seconds between bookmarks on an idle watch (15). */
+  bookmarkSeconds?: number;
+}
+
+type Env = { Variables: { actor: Actor } };
+
+const STATUS: Record<ErrorCode, number> = {
+  invalid: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  too_large: 413,
+  rejected: 422,
+  unavailable: 503,
+  closed: 503,
+  corrupt: 500,
+  internal: 500,
+};
+
+export function errorBody(e: unknown): { status: number; body: { error: { code: string; message: string; filter?: string } } } {
+  const err = e instanceof OsError ? e : new OsError('internal', `internal error: ${(e as Error)?.message ?? String(e)}`);
+  const status = err.code === 'rejected' && err.filter === 'permission' ? 403 : STATUS[err.code];
+  return { status, body: { error: err.toJSON() } };
+}
+
+/** `k=v,k2=v2` → {k: v, k2: v2}. */
+export function parseTags(s: string | undefined): Record<string, string> | undefined {
+  if (!s) return undefined;
+  const out: Record<string, string> = {};
+  for (const part of s.split(',')) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) throw new OsError('invalid', `tag selector "${part}" must be key=value`);
+    out[part.slice(0, eq)] = part.slice(eq + 1);
+  }
+  return out;
+}
+
+function queryOf(c: Context): Query {
+  const type = c.req.query('type') || undefined;
+  const observed = c.req.query('observed') === 'true';
+  const limit = c.req.query('limit');
+  return {
+    type: type && observed ? `${type}/observed` : type,
+    namespace: c.req.query('namespace') || undefined,
+    exact: c.req.query('exact') === 'true',
+    tags: parseTags(c.req.query('tags')),
+    limit: limit ? Math.max(1, Number(limit) | 0) : undefined,
+  };
+}
+
+function intParam(v: string | undefined, what: string): number | undefined {
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 0) throw new OsError('invalid', `${what} must be a log index (a non-negative integer)`);
+  return n;
+}
+
+export class Api {
+  readonly app = new Hono<Env>();
+  readonly sys: System;
+  private server: ServerType | null = null;
+  private readonly bookmarkMs: number;
+  private readonly closing = new Set<() => void>();
+
+  constructor(sys: System, opts: ApiOptions = {}) {
+    this.sys = sys;
+    this.bookmarkMs = (opts.bookmarkSeconds ?? 15) * 1000;
+    const app = this.app;
+    app.onError((e, c) => {
+      const { status, body } = errorBody(e);
+      return c.json(body, status as 400);
+    });
+    app.notFound((c) => c.json({ error: { code: 'not_found', message: `no route ${c.req.method} ${c.req.path}; see CONTRACT.md "HTTP API"` } }, 404));
+    app.get('/healthz', (c) => c.json({ ok: true, index: sys.core.index }));
+    app.get('/metrics', (c) => c.text(sys.metrics(), 200, { 'content-type': 'text/plain; version=0.0.4' }));
+    app.use('/v1/*', async (c, next) => {
+      const h = c.req.header('authorization');
+      const token = h?.startsWith('Bearer ') ? h.slice(7).trim() : undefined;
+      c.set('actor', sys.authenticate(token));
+      await next();
+    });
+    app.use('/v1/*', bodyLimit({ maxSize: LIMITS.batchBytes * 2, onError: (c) => c.json({ error: { code: 'too_large', message: `request body over ${LIMITS.batchBytes * 2} bytes; split it` } }, 413) }));
+
+    app.post('/v1/commands', async (c) => {
+      const body = await readJson(c);
+      const res = await sys.submit(body, c.get('actor'));
+      return c.json({ index: res.index, resources: res.resources });
+    });
+
+    app.get('/v1/resources', (c) => {
+      const q = queryOf(c);
+      const name = c.req.query('name');
+      c.header('x-os0-index', String(sys.core.index));
+      if (name) {
+        if (!q.type) throw new OsError('invalid', 'a get by name needs a type');
+        return c.json(this.present(sys.get(c.get('actor'), q.type, name, q.namespace ?? '')));
+      }
+      const list = sys.list(c.get('actor'), q).sort(byKey);
+      return c.json(list.map((r) => this.present(r)));
+    });
+
+    app.get('/v1/resources/:id', (c) => c.json(this.present(sys.getById(c.get('actor'), c.req.param('id')))));
+
+    app.get('/v1/log', (c) => {
+      const actor = c.get('actor');
+      const since = intParam(c.req.query('since'), 'since') ?? Math.max(0, sys.core.index - 100);
+      const limit = Math.min(Number(c.req.query('limit') ?? 1000) || 1000, 10_000);
+      const recs = sys.core.history.read(since + 1, limit);
+      if (recs === 'gone') throw new OsError('conflict', `index ${since} is older than the retained log (from ${sys.core.history.firstIndex}); ask for a later one`);
+      const out = recs.map((r) => ({
+        index: r.index,
+        time: r.time,
+        actor: r.actor,
+        changes: r.changes
+          .map((ch) => ({ action: ch.action, r: (ch.new ?? ch.old)! }))
+          .filter(({ r }) => sys.permissions.allowed(actor, 'list', r.type, r.namespace))
+          .map(({ action, r }) => ({ action, type: r.type, namespace: r.namespace, name: r.name, id: r.id })),
+      }));
+      return c.json(out);
+    });
+
+    app.get('/v1/watch', (c) => this.watch(c));
+
+    app.post('/v1/tokens', async (c) => {
+      const body = (await readJson(c)) as { actor?: unknown; groups?: unknown; description?: unknown };
+      if (typeof body?.actor !== 'string') throw new OsError('invalid', 'a token needs {"actor": NAME, "groups"?: [...]}');
+      const groups = Array.isArray(body.groups) ? body.groups.map(String) : [];
+      const t = await sys.createToken(c.get('actor'), body.actor, groups, typeof body.description === 'string' ? body.description : undefined);
+      return c.json({ id: t.id, actor: body.actor, groups, token: t.token }, 201);
+    });
+    app.get('/v1/tokens', (c) => {
+      const list = sys.list(c.get('actor'), { type: 'token' }).map((r) => {
+        const d = r.data as { actor: string; groups?: string[]; description?: string };
+        return { id: r.name, actor: d.actor, groups: d.groups ?? [], description: d.description ?? '', created: r.created };
+      });
+      return c.json(list);
+    });
+    app.delete('/v1/tokens/:id', async (c) => {
+      const res = await sys.submit({ op: 'delete', resource: { type: 'token', name: c.req.param('id') } }, c.get('actor'));
+      return c.json({ index: res.index });
+    });
+
+    app.post('/v1/handlers', async (c) => {
+      const body = (await readJson(c)) as { name?: unknown; query?: HandlerQuery; from?: number };
+      if (typeof body?.name !== 'string' || !/^[a-z0-9][a-z0-9.-]{0,62}$/.test(body.name)) throw new OsError('invalid', 'a handler needs {"name": "lowercase-name", "query": {type?, namespace?, tags?}}');
+      const query = body.query ?? {};
+      sys.authorize(c.get('actor'), 'watch', query.type ?? '*', query.namespace ?? '');
+      const cursor = sys.handlers.registerRemote(body.name, query, body.from);
+      return c.json({ name: body.name, cursor });
+    });
+    app.get('/v1/handlers', (c) => c.json(sys.handlers.status()));
+    app.get('/v1/handlers/:name/events', async (c) => {
+      const max = Math.min(Number(c.req.query('max') ?? 100) || 100, 1000);
+      const wait = Math.min(Number(c.req.query('wait') ?? 0) || 0, 30_000);
+      const actor = c.get('actor');
+      const res = await sys.handlers.poll(c.req.param('name'), max, wait);
+      const events = res.events.filter((e) => {
+        const r = (e.new ?? e.old)!;
+        return sys.permissions.allowed(actor, 'watch', r.type, r.namespace);
+      });
+      return c.json({ ...res, events });
+    });
+    app.post('/v1/handlers/:name/ack', async (c) => {
+      const body = (await readJson(c)) as { index?: unknown };
+      const cursor = await sys.handlers.ack(c.req.param('name'), body?.index as number);
+      return c.json({ cursor });
+    });
+    app.delete('/v1/handlers/:name', (c) => {
+      sys.handlers.remove(c.req.param('name'));
+      return c.json({ ok: true });
+    });
+  }
+
+  /** Namespaces are shown with their rolled-up cost and usage. */
+  private present(r: Resource): Resource | (Resource & { status: unknown }) {
+    if (r.type !== 'namespace') return r;
+    return { ...r, status: this.sys.namespaceStatus(r.name) };
+  }
+
+  private watch(c: Context<Env>): Response {
+    const sys = this.sys;
+    const actor = c.get('actor');
+    const q = queryOf(c);
+    sys.authorize(actor, 'watch', q.type ?? '*', q.namespace ?? '');
+    const since = intParam(c.req.query('since'), 'since');
+    const start = since ?? sys.core.index;
+    if (start < sys.core.history.firstIndex - 1) {
+      throw new OsError('conflict', `index ${start} is older than the retained log (from ${sys.core.history.firstIndex}): re-list, then watch from the list's index`);
+    }
+    const hq: HandlerQuery = { type: q.type, namespace: q.namespace, tags: q.tags };
+    return streamSSE(c, async (stream) => {
+      sys.watchers++;
+      let open = true;
+      let wake!: () => void;
+      const closed = new Promise<void>((r) => (wake = r));
+      const stop = () => {
+        open = false;
+        wake();
+      };
+      this.closing.add(stop);
+      stream.onAbort(stop);
+      try {
+        let cursor = start;
+        let lastSent = Date.now();
+        await stream.writeSSE({ event: 'bookmark', data: JSON.stringify({ index: cursor }) });
+        while (open) {
+          const recs = sys.core.history.read(cursor + 1, 512);
+          if (recs === 'gone') {
+            await stream.writeSSE({ event: 'gone', data: JSON.stringify({ error: { code: 'conflict', message: `fell behind the retained log at ${cursor}: re-list, then watch again` } }) });
+            break;
+          }
+          for (const rec of recs) {
+            for (const ch of rec.changes) {
+              const r = (ch.new ?? ch.old)!;
+              if (!matches(hq, r) || !sys.permissions.allowed(actor, 'watch', r.type, r.namespace)) continue;
+              await stream.writeSSE({ event: 'change', id: String(rec.index), data: JSON.stringify({ action: ch.action, index: rec.index, resource: r }) });
+              lastSent = Date.now();
+            }
+            cursor = rec.index;
+          }
+          if (recs.length > 0) continue;
+          const idle = this.bookmarkMs - (Date.now() - lastSent);
+          if (idle <= 0) {
+            await stream.writeSSE({ event: 'bookmark', data: JSON.stringify({ index: cursor }) });
+            lastSent = Date.now();
+            continue;
+          }
+          let timer: NodeJS.Timeout | undefined;
+          await Promise.race([sys.core.history.waitAfter(cursor), closed, new Promise<void>((r) => (timer = setTimeout(r, idle)))]);
+          clearTimeout(timer);
+        }
+      } finally {
+        sys.watchers--;
+        this.closing.delete(stop);
+      }
+    });
+  }
+
+  /** Starts listening; resolves with the port. */
+  listen(port: number, hostname = '127.0.0.1'): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const server = serve({ fetch: this.app.fetch, port, hostname }, (info) => resolve(info.port));
+      server.once('error', (e: NodeJS.ErrnoException) => {
+        reject(new OsError('unavailable', e.code === 'EADDRINUSE' ? `port ${port} is in use; pass --port with a free one` : `cannot listen on ${hostname}:${port}: ${e.message}`));
+      });
+      this.server = server;
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const stop of this.closing) stop();
+    const s = this.server as (ServerType & { closeAllConnections?: () => void }) | null;
+    if (!s) return;
+    await new Promise<void>((r) => {
+      s.close(() => r());
+      s.closeAllConnections?.();
+    });
+    this.server = null;
+  }
+}
+
+async function readJson(c: Context): Promise<unknown> {
+  const text = await c.req.text();
+  if (text.trim() === '') throw new OsError('invalid', 'the request body is empty; send a JSON command');
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new OsError('invalid', `the request body is not JSON (${(e as Error).message}); send a JSON command`);
+  }
+}
+
+const byKey = (a: Resource, b: Resource): number =>
+  a.namespace < b.namespace ? -1 : a.namespace > b.namespace ? 1 : a.type < b.type ? -1 : a.type > b.type ? 1 : a.name < b.name ? -1 : a.name > b.name ? 1 : 0;

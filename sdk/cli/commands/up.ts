@@ -1,0 +1,76 @@
+/** os0 up: osØ on this machine, with embedded defaults. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Api } from '../../../core/api/server.ts';
+import { System } from '../../../core/system.ts';
+import { CliError } from '../client.ts';
+
+export interface UpOptions {
+  data: string;
+  port: string;
+  bus?: string;
+}
+
+/** One osØ per data directory: a second `up` on the same one is refused while the first lives. */
+function lock(dir: string): () => void {
+  const file = path.join(dir, 'LOCK');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      fs.writeFileSync(file, String(process.pid), { flag: 'wx' });
+      return () => fs.rmSync(file, { force: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const pid = Number(fs.readFileSync(file, 'utf8'));
+      let alive = false;
+      try {
+        process.kill(pid, 0);
+        alive = pid !== process.pid;
+      } catch {}
+      if (alive) throw new CliError(`${dir} is in use by osØ process ${pid}; stop it first or pass another --data`);
+      fs.rmSync(file, { force: true }); // left by a process that died
+    }
+  }
+  throw new CliError(`cannot lock ${dir}`);
+}
+
+export async function up(opts: UpOptions): Promise<void> {
+  const port = Number(opts.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`--port must be a port number (got ${opts.port})`, 2);
+  if (opts.bus && opts.bus !== 'embedded') throw new CliError(`--bus ${opts.bus}: only the embedded bus is available in this version`, 2);
+  const dir = path.resolve(opts.data);
+  fs.mkdirSync(dir, { recursive: true });
+  const unlock = lock(dir);
+  let sys: System;
+  try {
+    sys = await System.open({ dir, report: (m) => process.stderr.write(`os0: ${m}\n`) });
+  } catch (e) {
+    unlock();
+    throw new CliError(`cannot open ${dir}: ${(e as Error).message}`);
+  }
+  sys.writeAdminToken(dir);
+  const api = new Api(sys);
+  let bound: number;
+  try {
+    bound = await api.listen(port);
+  } catch (e) {
+    await sys.close();
+    unlock();
+    throw new CliError((e as Error).message);
+  }
+  const url = `http://127.0.0.1:${bound}`;
+  if (sys.core.torn) process.stderr.write(`os0: repaired a torn WAL tail in ${sys.core.torn.file}\n`);
+  process.stdout.write(`osØ ready at ${url} (data ${dir}, admin token in ${path.join(dir, 'admin.token')})\n`);
+  let stopping = false;
+  const stop = async (sig: string) => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`os0: ${sig}: stopping\n`);
+    await api.close();
+    await sys.close();
+    unlock();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  await new Promise(() => {});
+}
