@@ -26,8 +26,13 @@ export class History {
   private cache: { file: string; records: Map<number, Committed> } | null = null;
   private readonly source: () => LogSource;
 
-  constructor(capacity: number, source: () => LogSource) {
+  /** Changes held by the ring: a record may hold up to 1000 (a batch), so both are bounded. */
+  private changes = 0;
+  private readonly changesMax: number;
+
+  constructor(capacity: number, source: () => LogSource, changesMax = capacity * 10) {
     this.ring = new Array(capacity);
+    this.changesMax = changesMax;
     this.source = source;
     this.tick = new Promise((r) => (this.wake = r));
   }
@@ -39,9 +44,19 @@ export class History {
   }
 
   push(c: Committed): void {
-    this.ring[c.index % this.ring.length] = c;
+    const slot = c.index % this.ring.length;
+    if (this.end - this.start + 1 >= this.ring.length) this.evict();
+    this.ring[slot] = c;
     this.end = c.index;
-    if (this.end - this.start >= this.ring.length) this.start = this.end - this.ring.length + 1;
+    this.changes += c.changes.length;
+    while (this.changes > this.changesMax && this.start < this.end) this.evict();
+  }
+
+  private evict(): void {
+    const slot = this.start % this.ring.length;
+    this.changes -= this.ring[slot]?.changes.length ?? 0;
+    this.ring[slot] = undefined;
+    this.start++;
   }
 
   /** Wakes readers waiting for new records (called once per applied group). */

@@ -44,7 +44,7 @@ interface Group {
   last: number;
 }
 
-const GROUP_RECORDS_MAX = Number(process.env.GRP ?? 1024);
+const GROUP_RECORDS_MAX = 1024; // IOV_MAX on Linux
 
 export class Wal {
   readonly dir: string;
@@ -103,10 +103,8 @@ export class Wal {
       if (first !== null) segments.push({ first, name });
     }
     segments.sort((a, b) => a.first - b.first);
-    // Segments wholly covered by the sstable are left over from before a crash: drop them.
-    while (segments.length > 1 && segments[1].first - 1 <= afterIndex) {
-      await io.unlink(path.join(opts.dir, segments.shift()!.name));
-    }
+    // Segments wholly covered by sstables stay for the retained window (the core drops them
+    // with dropThrough); they are not read here.
     let torn: TornTail | null = null;
     let next = afterIndex + 1;
     if (segments.length > 0 && segments[0].first > next) {

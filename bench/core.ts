@@ -1,0 +1,264 @@
+/**
+ * `npm run bench -- core`: what the durable core does on this machine, next to what the disk can.
+ *
+ *   1. the disk's raw limit: one write + fdatasync per batch of 1, 16, 128 ~200-byte records;
+ *   2. durable commands/s and acknowledgement latency at 1, 16, 256 closed-loop submitters;
+ *   3. recovery time, RSS, get and tag-query latency with 1,000,000 live resources, each phase in
+ *      its own child process (bench/core-recover.ts) so that one phase's heap is not the next's;
+ *   4. the targets, PASS or FAIL (reported, never an exit code).
+ *
+ * All data lives under .bench-data/core on the repository's disk and is deleted at the end.
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Core } from '../core/index.ts';
+import type { Report, SuiteOptions } from './run.ts';
+import type { FillResult, OpenResult, ReopenResult } from './core-recover.ts';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const dataDir = path.join(here, '..', '.bench-data', 'core');
+
+const RAW_RECORD_BYTES = 200;
+const RAW_BATCHES = [1, 16, 128];
+const RAW_MS_MAX = 2000;
+const RAW_ITERATIONS_MAX = 3000;
+
+const SUBMITTERS = [1, 16, 256];
+const WARM_MS = 500;
+const MEASURE_MS = 3000;
+
+const LIVE_RESOURCES = 1_000_000;
+const TAIL_COMMANDS = 100_000;
+const TMPFS_MAGIC = 0x01021994;
+
+const log = (m: string): void => void process.stderr.write(`  core: ${m}\n`);
+
+/** The p-th percentile (0..1) of sorted samples, nearest rank. */
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))];
+}
+
+const sortedOf = (xs: number[] | Float64Array): Float64Array => Float64Array.from(xs).sort();
+
+// ---- 1. the disk's raw limit -------------------------------------------------------------------
+
+interface Raw {
+  batch: number;
+  recordsPerS: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+function rawAppend(batch: number): Raw {
+  const file = path.join(dataDir, `raw-${batch}.log`);
+  const fd = fs.openSync(file, 'w', 0o644);
+  const buf = Buffer.alloc(batch * RAW_RECORD_BYTES);
+  for (let i = 0; i < buf.length; i++) buf[i] = i % RAW_RECORD_BYTES === RAW_RECORD_BYTES - 1 ? 10 : 97 + (i % 26);
+  const lat: number[] = [];
+  let at = 0;
+  try {
+    const t0 = performance.now();
+    const end = t0 + RAW_MS_MAX;
+    let now = t0;
+    while (lat.length < RAW_ITERATIONS_MAX && now < end) {
+      const s = now;
+      fs.writeSync(fd, buf, 0, buf.length, at);
+      fs.fdatasyncSync(fd);
+      at += buf.length;
+      now = performance.now();
+      lat.push(now - s);
+    }
+    const sorted = sortedOf(lat);
+    return { batch, recordsPerS: (lat.length * batch) / ((now - t0) / 1000), p50Ms: percentile(sorted, 0.5), p99Ms: percentile(sorted, 0.99) };
+  } finally {
+    fs.closeSync(fd);
+    fs.rmSync(file, { force: true });
+  }
+}
+
+// ---- 2. durable commands -----------------------------------------------------------------------
+
+interface Durable {
+  submitters: number;
+  commandsPerS: number;
+  p50Ms: number;
+  p99Ms: number;
+  commandsPerFsync: number;
+  walFsyncP50Ms: number;
+  walBytesPerCommand: number;
+  storedBytes: number;
+}
+
+/** A small configuration: its stored JSON (envelope included) is what the WAL and tree hold. */
+const configuration = (namespace: string, name: string, group: string) => ({
+  type: 'configuration',
+  namespace,
+  name,
+  tags: { group },
+  data: { v: 1 },
+});
+
+async function durable(submitters: number): Promise<Durable> {
+  const dir = path.join(dataDir, `durable-${submitters}`);
+  fs.rmSync(dir, { recursive: true, force: true });
+  const core = await Core.open({ dir });
+  const lat: number[] = [];
+  let inWindow = 0;
+  let total = 0;
+  let storedBytes = 0;
+  const t0 = performance.now();
+  const warmEnd = t0 + WARM_MS;
+  const end = warmEnd + MEASURE_MS;
+  const submitter = async (s: number): Promise<void> => {
+    for (let i = 0; ; i++) {
+      const start = performance.now();
+      if (start >= end) return;
+      const res = await core.submit({ op: 'create', resource: configuration('bench/w', `c${submitters}-${s}-${i}`, `g${i % 100}`) });
+      const done = performance.now();
+      total++;
+      if (done >= warmEnd && done <= end) inWindow++;
+      if (start >= warmEnd && done <= end) lat.push(done - start);
+      if (storedBytes === 0) storedBytes = Buffer.byteLength(JSON.stringify(res.resources[0]));
+    }
+  };
+  await Promise.all(Array.from({ length: submitters }, (_, s) => submitter(s)));
+  const stats = core.stats();
+  const walFsync = sortedOf(core.fsyncSamples());
+  const walDir = path.join(dir, 'wal');
+  const walBytes = fs.readdirSync(walDir).reduce((n, f) => n + fs.statSync(path.join(walDir, f)).size, 0);
+  const flushed = stats.covered > 0;
+  await core.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+  const sorted = sortedOf(lat);
+  return {
+    submitters,
+    commandsPerS: inWindow / (MEASURE_MS / 1000),
+    p50Ms: percentile(sorted, 0.5),
+    p99Ms: percentile(sorted, 0.99),
+    commandsPerFsync: total / Math.max(1, stats.fsyncs),
+    walFsyncP50Ms: percentile(walFsync, 0.5),
+    // Only meaningful while no segment has been flushed away.
+    walBytesPerCommand: flushed ? NaN : walBytes / total,
+    storedBytes,
+  };
+}
+
+// ---- 3. recovery, in child processes -----------------------------------------------------------
+
+function child<T>(args: string[]): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const script = path.join(here, 'core-recover.ts');
+    const p = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', '--expose-gc', script, ...args], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    p.stdout.setEncoding('utf8');
+    p.stdout.on('data', (d: string) => (out += d));
+    p.on('error', reject);
+    p.on('close', (code, signal) => {
+      if (code !== 0) return reject(new Error(`bench/core-recover.ts ${args[0]} exited with ${signal ?? code}`));
+      const line = out.trim().split('\n').pop() ?? '';
+      try {
+        resolve(JSON.parse(line) as T);
+      } catch {
+        reject(new Error(`bench/core-recover.ts ${args[0]} printed no result: ${out.slice(0, 200)}`));
+      }
+    });
+  });
+}
+
+// ---- the suite ---------------------------------------------------------------------------------
+
+const fmt = (v: number, digits = 0): string => v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+function target(report: Report, name: string, ok: boolean, note: string): void {
+  report(`target: ${name}`, ok ? 1 : 0, 'pass', note);
+}
+
+export async function run({ report }: SuiteOptions): Promise<void> {
+  fs.rmSync(dataDir, { recursive: true, force: true });
+  fs.mkdirSync(dataDir, { recursive: true });
+  try {
+    if (fs.statfsSync(dataDir).type === TMPFS_MAGIC) log(`WARNING: ${dataDir} is on tmpfs; fsync figures mean nothing there`);
+    // Other work on the machine moves every figure below: say how busy it was.
+    report('host: load average (1 min) at start', os.loadavg()[0], 'load', `(${os.availableParallelism()} CPUs)`);
+
+    log(`raw append + fdatasync of ${RAW_RECORD_BYTES}-byte records (≤ ${RAW_MS_MAX / 1000} s or ${RAW_ITERATIONS_MAX} fdatasyncs per batch size)`);
+    const raw = new Map<number, Raw>();
+    for (const b of RAW_BATCHES) {
+      const r = rawAppend(b);
+      raw.set(b, r);
+      report(`raw append+fdatasync, batch ${b}: records/s`, Math.round(r.recordsPerS), 'records/s');
+      report(`raw append+fdatasync, batch ${b}: p50 latency`, r.p50Ms, 'ms');
+      report(`raw append+fdatasync, batch ${b}: p99 latency`, r.p99Ms, 'ms');
+    }
+
+    const dur = new Map<number, Durable>();
+    for (const n of SUBMITTERS) {
+      log(`durable creates, ${n} closed-loop submitter(s): ${WARM_MS / 1000} s warm-up + ${MEASURE_MS / 1000} s measured, fresh data dir`);
+      const d = await durable(n);
+      dur.set(n, d);
+      const who = `${n} submitter${n === 1 ? '' : 's'}`;
+      report(`durable commands/s, ${who}`, Math.round(d.commandsPerS), 'cmds/s');
+      report(`ack latency p50, ${who}`, d.p50Ms, 'ms');
+      report(`ack latency p99, ${who}`, d.p99Ms, 'ms');
+      report(`commands per fsync, ${who}`, d.commandsPerFsync, 'cmds', `(WAL write+fdatasync p50 ${fmt(d.walFsyncP50Ms, 3)} ms)`);
+    }
+    const d1 = dur.get(1)!;
+    const d16 = dur.get(16)!;
+    const d256 = dur.get(256)!;
+    const raw16 = raw.get(16)!;
+    const raw128 = raw.get(128)!;
+    const fraction = d256.commandsPerS / raw128.recordsPerS;
+    report('durable cmds/s at 256 / raw records/s at batch 128', fraction, 'fraction');
+    report('stored resource JSON size', d1.storedBytes, 'bytes', '(envelope: id, created, updated, revision, ... included)');
+    if (Number.isFinite(d1.walBytesPerCommand)) report('WAL bytes per single-command record', d1.walBytesPerCommand, 'bytes');
+
+    const dir = path.join(dataDir, 'recover');
+    log(`filling ${fmt(LIVE_RESOURCES)} resources in batches of 1000, then checkpoint (child process)`);
+    const fill = await child<FillResult>(['fill', dir, String(LIVE_RESOURCES)]);
+    report('fill: resources/s (batches of 1000, 8 in flight)', Math.round(fill.resourcesPerS), 'res/s');
+    report('fill: checkpoint (flush + compact)', fill.checkpointMs / 1000, 's');
+    report('sstable size, 1M resources', fill.sstBytes / 2 ** 20, 'MiB');
+
+    log(`recovering in a fresh child process, then gets and tag queries, then a WAL tail of ${fmt(TAIL_COMMANDS)} updates`);
+    const open = await child<OpenResult>(['open', dir, String(LIVE_RESOURCES), String(TAIL_COMMANDS)]);
+    report('recovery of 1M live resources (Core.open)', open.recoveryMs / 1000, 's', '(sstable warm in the page cache)');
+    report('RSS after recovery, after GC', open.rssBytes / 2 ** 20, 'MiB', `(heap used ${fmt(open.heapUsedBytes / 2 ** 20)} MiB)`);
+    report('get by name p50, 1M resources', open.getP50Us, 'us', `(each get timed singly; timer pair costs ~${fmt(open.timerNs)} ns)`);
+    report('get by name p99, 1M resources', open.getP99Us, 'us');
+    report('tag query (100 of 1M) p50', open.queryP50Ms, 'ms');
+    report('tag query (100 of 1M) p99', open.queryP99Ms, 'ms');
+
+    const reopen = await child<ReopenResult>(['reopen', dir, String(LIVE_RESOURCES)]);
+    report(`recovery, 1M in sstable + ${fmt(TAIL_COMMANDS / 1000)}k updates in WAL`, reopen.recoveryMs / 1000, 's');
+    report(`RSS after that recovery, after GC`, reopen.rssBytes / 2 ** 20, 'MiB');
+    fs.rmSync(dir, { recursive: true, force: true });
+
+    const pct = (x: number): string => `${fmt(x * 100, 1)}%`;
+    target(report, 'cmds/s at 256 submitters >= 100,000', d256.commandsPerS >= 100_000, `(measured ${fmt(d256.commandsPerS)})`);
+    target(
+      report,
+      'cmds/s at 256 >= 20% of raw limit at batch 128',
+      fraction >= 0.2,
+      `(measured ${pct(fraction)}: ${fmt(d256.commandsPerS)} of ${fmt(raw128.recordsPerS)} records/s)`,
+    );
+    const ackLimit = 2 * raw16.p99Ms + 1;
+    target(report, 'p99 ack at 16 <= 2 x raw p99 (batch 16) + 1 ms', d16.p99Ms <= ackLimit, `(measured ${fmt(d16.p99Ms, 3)} ms, limit ${fmt(ackLimit, 3)} ms)`);
+    target(report, 'recovery of 1M live resources <= 3 s', open.recoveryMs <= 3000, `(measured ${fmt(open.recoveryMs / 1000, 2)} s)`);
+    target(report, 'RSS with 1M live resources <= 1 GiB', open.rssBytes <= 2 ** 30, `(measured ${fmt(open.rssBytes / 2 ** 20)} MiB)`);
+    target(report, 'get by name p99 <= 5 us', open.getP99Us <= 5, `(measured ${fmt(open.getP99Us, 2)} us)`);
+    target(report, 'tag query (100 of 1M) p99 <= 0.5 ms', open.queryP99Ms <= 0.5, `(measured ${fmt(open.queryP99Ms, 3)} ms)`);
+  } finally {
+    fs.rmSync(dataDir, { recursive: true, force: true });
+    try {
+      fs.rmdirSync(path.dirname(dataDir));
+    } catch {
+      // Another suite's data is still there.
+    }
+  }
+}
