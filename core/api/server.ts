@@ -276,8 +276,22 @@ export class Api {
   }
 }
 
+/** The body as text: straight from node's IncomingMessage when served by node (no web streams). */
+async function bodyText(c: Context): Promise<string> {
+  const incoming = (c.env as { incoming?: import('node:http').IncomingMessage } | undefined)?.incoming;
+  if (!incoming || incoming.readableEnded || incoming.readableDidRead) return c.req.text();
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  for await (const chunk of incoming as AsyncIterable<Buffer>) {
+    bytes += chunk.length;
+    if (bytes > LIMITS.batchBytes * 2) throw new OsError('too_large', `request body over ${LIMITS.batchBytes * 2} bytes; split it`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 async function readJson(c: Context): Promise<unknown> {
-  const text = await c.req.text();
+  const text = await bodyText(c);
   if (text.trim() === '') throw new OsError('invalid', 'the request body is empty; send a JSON command');
   try {
     return JSON.parse(text);
