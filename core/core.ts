@@ -33,7 +33,7 @@ export interface CoreOptions {
   autoFlush?: boolean;
   /** Compact once this many deltas have piled up (4). */
   deltasBeforeCompaction?: number;
-  /** Records kept in memory for watches and handlers (10,000). */
+  /** Records kept in memory for watches and handlers (2,048). */
   historyRecords?: number;
   /** Records kept on disk after they are in sstables, so readers can resume from them (500,000). */
   retainRecords?: number;
@@ -77,11 +77,6 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
-interface OverlayEntry {
-  r: Resource | null;
-  index: number;
-}
-
 let isoMs = 0;
 let isoText = '';
 function isoNow(): string {
@@ -114,8 +109,9 @@ export class Core {
   private nextIndex = 1;
   private applied = 0;
   private readonly pending: Pending[] = [];
-  private readonly overlay = new Map<string, OverlayEntry>();
-  private readonly overlayIds = new Map<string, OverlayEntry>();
+  /** Accepted changes not yet durable, by key and by id: the change itself is the entry. */
+  private readonly overlay = new Map<string, PlannedChange>();
+  private readonly overlayIds = new Map<string, PlannedChange>();
   /** owner id → ids of not-yet-durable resources that name it as owner. */
   private readonly pendingOwned = new Map<string, Set<string>>();
   private readonly subscribers = new Set<(c: Committed) => void>();
@@ -133,7 +129,7 @@ export class Core {
     this.autoFlush = opts.autoFlush ?? true;
     this.deltasBeforeCompaction = opts.deltasBeforeCompaction ?? 4;
     this.retainRecords = opts.retainRecords ?? 500_000;
-    this.history = new History(opts.historyRecords ?? 10_000, () => this.wal);
+    this.history = new History(opts.historyRecords ?? 2048, () => this.wal);
     this.view = { get: (ns, type, name) => this.lookup(ns, type, name), getById: (id) => this.lookupId(id) };
   }
 
@@ -214,7 +210,7 @@ export class Core {
   private lookup(ns: string, type: string, name: string): Resource | null {
     if (this.overlay.size > 0) {
       const o = this.overlay.get(keyOf(ns, type, name));
-      if (o) return o.r;
+      if (o) return o.next;
     }
     return this.tree.get(ns, type, name) ?? null;
   }
@@ -222,7 +218,7 @@ export class Core {
   private lookupId(id: string): Resource | null {
     if (this.overlayIds.size > 0) {
       const o = this.overlayIds.get(id);
-      if (o) return o.r;
+      if (o) return o.next;
     }
     return this.tree.getById(id) ?? null;
   }
@@ -321,10 +317,10 @@ export class Core {
     const record = encodeRecord(index, body);
     this.nextIndex++;
     for (let i = 0; i < planned.length; i++) {
-      const next = planned[i].next;
-      const e: OverlayEntry = { r: next, index };
-      this.overlay.set(keys[i], e);
-      this.overlayIds.set((next ?? planned[i].old)!.id, e);
+      const ch = planned[i];
+      const next = ch.next;
+      this.overlay.set(keys[i], ch);
+      this.overlayIds.set((next ?? ch.old)!.id, ch);
       if (next?.owner) for (const o of next.owner) {
         let ids = this.pendingOwned.get(o);
         if (!ids) this.pendingOwned.set(o, (ids = new Set()));
@@ -395,11 +391,10 @@ export class Core {
       const { old, next } = p.planned[i];
       if (next) this.tree.put(next);
       else this.tree.delete(old!.namespace, old!.type, old!.name);
-      const o = this.overlay.get(p.keys[i]);
-      if (o && o.index === p.index) this.overlay.delete(p.keys[i]);
+      const ch = p.planned[i];
+      if (this.overlay.get(p.keys[i]) === ch) this.overlay.delete(p.keys[i]);
       const id = (next ?? old)!.id;
-      const oi = this.overlayIds.get(id);
-      if (oi && oi.index === p.index) this.overlayIds.delete(id);
+      if (this.overlayIds.get(id) === ch) this.overlayIds.delete(id);
       if (next?.owner && this.pendingOwned.size > 0) for (const o of next.owner) {
         const ids = this.pendingOwned.get(o);
         ids?.delete(id);

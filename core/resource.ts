@@ -162,21 +162,10 @@ export function checkCommand(raw: unknown, where = 'command'): Command {
   }
   const data = r.data === undefined ? {} : r.data;
   if (typeof data === 'function' || typeof data === 'symbol' || typeof data === 'bigint') throw fail('data must be JSON');
-  // One fixed shape (absent fields undefined) keeps the hot path monomorphic.
-  return {
-    op: c.op as Op,
-    resource: {
-      type: r.type as string,
-      namespace: ns,
-      name: r.name as string,
-      id: r.id as string | undefined,
-      owner: r.owner as string[] | undefined,
-      tags: r.tags as Record<string, string> | undefined,
-      cost: r.cost as number | undefined,
-      data,
-    },
-    expect: c.expect as number | undefined,
-  };
+  // Normalised in place (no copy on the hot path): the core reads only the fields it knows.
+  if (r.namespace === undefined) r.namespace = '';
+  if (r.data === undefined) r.data = data;
+  return c as unknown as Command;
 }
 
 /** Checks a submission (one command or `{batch}`) and returns its commands. */
