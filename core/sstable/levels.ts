@@ -53,8 +53,11 @@ export class Levels {
       m = JSON.parse(body) as Manifest;
     }
     const live = new Set([m.base, ...m.deltas].filter(Boolean));
+    const hasManifest = fs.existsSync(mpath);
     for (const f of fs.readdirSync(opts.dir)) {
-      if ((f.endsWith('.sst') || f.endsWith('.tmp')) && !live.has(f)) fs.unlinkSync(path.join(opts.dir, f));
+      // Without a MANIFEST nothing says which sstables are left-overs: keep them (the WAL check
+      // that follows refuses to open if records are missing), delete only half-written files.
+      if (f.endsWith('.tmp') || (hasManifest && f.endsWith('.sst') && !live.has(f))) fs.unlinkSync(path.join(opts.dir, f));
     }
     return new Levels(opts, m);
   }
@@ -75,7 +78,9 @@ export class Levels {
   /** Calls `apply` for every entry: the base, then each delta, in log order. */
   load(apply: (block: Entry[]) => void): void {
     for (const f of this.files) {
-      const r = new SstReader(path.join(this.dir, f));
+      const file = path.join(this.dir, f);
+      if (!fs.existsSync(file)) throw new OsError('corrupt', `the MANIFEST names ${file}, which is missing; restore the data directory from a backup`);
+      const r = new SstReader(file);
       try {
         for (const block of r.blocks()) apply(block);
       } finally {

@@ -210,6 +210,9 @@ export class SstReader {
     if (at !== this.info.indexOffset || count !== this.info.entries) {
       throw new SstCorruption(this.name, at, `expected ${this.info.entries} entries ending at ${this.info.indexOffset}`);
     }
+    // The index block is checked too, though loading does not need it.
+    const index = this.readBlock(at, scratch);
+    if (index.next !== this.info.bytes - FOOTER_BYTES) throw new SstCorruption(this.name, index.next, 'index block does not end at the footer');
   }
 
   *entries(): Generator<Entry> {

@@ -325,7 +325,7 @@ export class Wal {
 
   /** Resolves when every queued record has been written (or refused). */
   drain(): Promise<void> {
-    if (!this.flushing) return Promise.resolve();
+    if (!this.flushing && !this.scheduled) return Promise.resolve();
     return new Promise((r) => this.idle.push(r));
   }
 
