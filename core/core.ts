@@ -232,7 +232,19 @@ export class Core {
     const keys: string[] = [];
     // Several changes to one key in one record: later ones see earlier ones.
     let local = null as Map<string, Resource | null> | null;
-    const ctx: FilterContext = { actor, view: this.view };
+    // Filters see the record's earlier changes too (a batch may create a namespace and its contents).
+    let localIds = null as Map<string, Resource | null> | null;
+    const view: StateView =
+      commands.length > 1
+        ? {
+            get: (ns, type, name) => {
+              const k = keyOf(ns, type, name);
+              return local?.has(k) ? local.get(k)! : this.lookup(ns, type, name);
+            },
+            getById: (id) => (localIds?.has(id) ? localIds.get(id)! : this.lookupId(id)),
+          }
+        : this.view;
+    const ctx: FilterContext = { actor, view };
     const admitted: PlannedChange[] = [];
     let body = `{"t":"${time}","a":${this.actorJson(actor)},"c":[`;
     const emit = (change: PlannedChange, key: string): void => {
@@ -252,7 +264,10 @@ export class Core {
       }
       planned.push(change);
       keys.push(key);
-      if (commands.length > 1 || local) (local ??= new Map()).set(key, next);
+      if (commands.length > 1 || local) {
+        (local ??= new Map()).set(key, next);
+        (localIds ??= new Map()).set((next ?? old)!.id, next);
+      }
     };
     try {
       for (let i = 0; i < commands.length; i++) {
@@ -263,7 +278,7 @@ export class Core {
         const type = input.type;
         let old: Resource | null;
         if (name === undefined) {
-          old = input.id !== undefined ? this.lookupId(input.id) : null;
+          old = input.id !== undefined ? view.getById(input.id) : null;
           if (!old || old.type !== type) throw new OsError('not_found', `no ${type} with id ${input.id}`);
           ns = old.namespace;
           name = old.name;
@@ -283,10 +298,10 @@ export class Core {
         }
         let id = old?.id ?? input.id;
         if (id === undefined) id = newId(Date.now());
-        else if (!old && this.lookupId(id)) throw new OsError('conflict', `id ${id} is taken by another resource`);
+        else if (!old && view.getById(id)) throw new OsError('conflict', `id ${id} is taken by another resource`);
         if (input.owner) {
           for (const o of input.owner) {
-            if (!this.lookupId(o)) throw new OsError('not_found', `${describe(ns, type, name)} names owner ${o}, which does not exist`);
+            if (!view.getById(o)) throw new OsError('not_found', `${describe(ns, type, name)} names owner ${o}, which does not exist`);
           }
         }
         const next: Resource = {

@@ -44,11 +44,14 @@ export interface HandlerStatus {
   delivered: number;
   failures: number;
   lastError: string | null;
+  owner?: string;
 }
 
 interface State {
   name: string;
   remote: boolean;
+  /** For a remote handler: the actor that registered it, the only one (besides admins) who may use it. */
+  owner?: string;
   query: HandlerQuery;
   cursor: number;
   delivered: number;
@@ -78,9 +81,9 @@ export class Handlers {
     this.core = core;
     this.file = path.join(dir, 'handlers.json');
     if (fs.existsSync(this.file)) {
-      const saved = JSON.parse(fs.readFileSync(this.file, 'utf8')) as Record<string, { cursor: number; query: HandlerQuery; remote: boolean }>;
+      const saved = JSON.parse(fs.readFileSync(this.file, 'utf8')) as Record<string, { cursor: number; query: HandlerQuery; remote: boolean; owner?: string }>;
       for (const [name, s] of Object.entries(saved)) {
-        this.states.set(name, { name, remote: s.remote, query: s.query, cursor: s.cursor, delivered: 0, failures: 0, lastError: null, stop: null });
+        this.states.set(name, { name, remote: s.remote, owner: s.owner, query: s.query, cursor: s.cursor, delivered: 0, failures: 0, lastError: null, stop: null });
       }
     }
   }
@@ -155,11 +158,12 @@ export class Handlers {
   }
 
   /** Registers (or updates the query of) a remote handler; returns its cursor. */
-  registerRemote(name: string, query: HandlerQuery, from?: number): number {
+  registerRemote(name: string, query: HandlerQuery, from?: number, owner?: string): number {
     let st = this.states.get(name);
     if (st && !st.remote) throw new OsError('conflict', `handler ${name} is an in-process handler`);
+    if (st && owner !== undefined && st.owner !== undefined && st.owner !== owner) throw new OsError('conflict', `handler ${name} belongs to ${st.owner}; pick another name`);
     if (!st) {
-      st = { name, remote: true, query, cursor: from ?? this.core.index, delivered: 0, failures: 0, lastError: null, stop: null };
+      st = { name, remote: true, owner, query, cursor: from ?? this.core.index, delivered: 0, failures: 0, lastError: null, stop: null };
       this.states.set(name, st);
     } else st.query = query;
     this.saveNow();
@@ -216,6 +220,11 @@ export class Handlers {
     return st;
   }
 
+  /** Who registered a remote handler (undefined for in-process ones). */
+  ownerOf(name: string): string | undefined {
+    return this.states.get(name)?.owner;
+  }
+
   status(): HandlerStatus[] {
     const last = this.core.index;
     return [...this.states.values()].map((s) => ({
@@ -227,6 +236,7 @@ export class Handlers {
       delivered: s.delivered,
       failures: s.failures,
       lastError: s.lastError,
+      owner: s.owner,
     }));
   }
 
@@ -241,8 +251,8 @@ export class Handlers {
   }
 
   private saveNow(): void {
-    const out: Record<string, { cursor: number; query: HandlerQuery; remote: boolean }> = {};
-    for (const s of this.states.values()) out[s.name] = { cursor: s.cursor, query: s.query, remote: s.remote };
+    const out: Record<string, { cursor: number; query: HandlerQuery; remote: boolean; owner?: string }> = {};
+    for (const s of this.states.values()) out[s.name] = { cursor: s.cursor, query: s.query, remote: s.remote, owner: s.owner };
     const tmp = this.file + '.tmp';
     const fd = fs.openSync(tmp, 'w', 0o644);
     try {

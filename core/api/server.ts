@@ -6,7 +6,7 @@ import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { streamSSE } from 'hono/streaming';
 import { serve, type ServerType } from '@hono/node-server';
-import type { Actor } from '../auth/permission.ts';
+import { ADMIN_GROUP, type Actor } from '../auth/permission.ts';
 import { OsError, type ErrorCode } from '../errors.ts';
 import { matches, type HandlerQuery } from '../handlers.ts';
 import { LIMITS, type Resource } from '../resource.ts';
@@ -162,10 +162,23 @@ export class Api {
       if (typeof body?.name !== 'string' || !/^[a-z0-9][a-z0-9.-]{0,62}$/.test(body.name)) throw new OsError('invalid', 'a handler needs {"name": "lowercase-name", "query": {type?, namespace?, tags?}}');
       const query = body.query ?? {};
       sys.authorize(c.get('actor'), 'watch', query.type ?? '*', query.namespace ?? '');
-      const cursor = sys.handlers.registerRemote(body.name, query, body.from);
+      const cursor = sys.handlers.registerRemote(body.name, query, body.from, c.get('actor').name);
       return c.json({ name: body.name, cursor });
     });
     app.get('/v1/handlers', (c) => c.json(sys.handlers.status()));
+    // A remote handler is used only by the actor that registered it, or by an admin.
+    const mine = (c: Context<Env>): void => {
+      const actor = c.get('actor');
+      const name = c.req.param('name')!;
+      const owner = sys.handlers.ownerOf(name);
+      if (owner !== undefined && owner !== actor.name && !actor.groups.includes(ADMIN_GROUP)) {
+        throw new OsError('forbidden', `handler ${name} belongs to ${owner}; ${actor.name} may not use it`);
+      }
+    };
+    app.use('/v1/handlers/:name/*', async (c, next) => {
+      mine(c);
+      await next();
+    });
     app.get('/v1/handlers/:name/events', async (c) => {
       const max = Math.min(Number(c.req.query('max') ?? 100) || 100, 1000);
       const wait = Math.min(Number(c.req.query('wait') ?? 0) || 0, 30_000);
@@ -183,6 +196,7 @@ export class Api {
       return c.json({ cursor });
     });
     app.delete('/v1/handlers/:name', (c) => {
+      mine(c);
       sys.handlers.remove(c.req.param('name'));
       return c.json({ ok: true });
     });
@@ -199,7 +213,13 @@ export class Api {
     const actor = c.get('actor');
     const q = queryOf(c);
     sys.authorize(actor, 'watch', q.type ?? '*', q.namespace ?? '');
+    if (q.type !== undefined && !sys.core.get('type', q.type.replace(/\/observed$/, ''))) {
+      throw new OsError('not_found', `unknown type "${q.type}"; 'os0 get type' lists the types there are`);
+    }
     const since = intParam(c.req.query('since'), 'since');
+    if (since !== undefined && since > sys.core.index) {
+      throw new OsError('invalid', `since ${since} is beyond the end of the log (${sys.core.index}): this server does not have that history; re-list`);
+    }
     const start = since ?? sys.core.index;
     if (start < sys.core.history.firstIndex - 1) {
       throw new OsError('conflict', `index ${start} is older than the retained log (from ${sys.core.history.firstIndex}): re-list, then watch from the list's index`);

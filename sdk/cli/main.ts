@@ -30,6 +30,10 @@ program
   .option('--data <dir>', 'data directory', './.os0')
   .option('--port <n>', 'API port (the registry listens on port+1)', '7070')
   .option('--bus <url>', 'embedded, or nats://HOST:PORT')
+  .option('--retain-records <n>', 'log records kept on disk for watches to resume from (500000)')
+  .option('--history-records <n>', 'log records kept in memory for watches and handlers (2048)')
+  .option('--segment-bytes <n>', 'WAL segment size (67108864)')
+  .option('--bookmark-seconds <s>', 'seconds between bookmarks on an idle watch (15)')
   .action(async (o) => (await import('./commands/up.ts')).up(o));
 
 remote(program.command('apply').description('create or update the resources in a YAML or JSON file'))

@@ -203,7 +203,7 @@ describe('remote handlers', () => {
   // DELETE /v1/handlers/:name): only authentication is checked, so any token, even one with no
   // policy at all, can move another handler's cursor (its owner then silently misses events) or
   // remove it. Remove `.fails` once fixed.
-  it.fails("a user without watch rights cannot ack or remove someone else's handler", async () => {
+  it("a user without watch rights cannot ack or remove someone else's handler", async () => {
     const h = new HandlerClient('guarded', { type: 'configuration', namespace: 'hq' });
     await h.register();
     await api.submit(conf('hq', 'guarded-1'));

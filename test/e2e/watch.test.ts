@@ -93,7 +93,7 @@ describe('watch', () => {
   // BUG (core/api/server.ts watch(): no check that the type exists, unlike System.list): a watch
   // of an unknown type is accepted (200) and streams nothing forever; GET /v1/resources?type=bogus
   // answers 404 `unknown type "bogus"`. Remove `.fails` once fixed.
-  it.fails('a watch of an unknown type is refused like a list of it (404)', async () => {
+  it('a watch of an unknown type is refused like a list of it (404)', async () => {
     const w = await sse(s, '/v1/watch?type=bogus');
     w.close();
     expect(w.status).toBe(404);
@@ -113,10 +113,36 @@ describe('watch', () => {
     }
   });
 
-  // Not reachable end to end: `os0 up` has no option to shrink the retained window (Core's
-  // historyRecords / retainRecords, WAL segmentBytes), and the defaults keep 500,000 records on
-  // disk. With such an option this test would start the server with a tiny window.
-  it.skip('since older than the retained window answers 409 telling the client to re-list', () => {});
+  it('since older than the retained window answers 409 telling the client to re-list; idle watches get bookmarks', async () => {
+    const small = await startOs0({ args: ['--retain-records', '20', '--history-records', '8', '--segment-bytes', '2048', '--bookmark-seconds', '0.3'] });
+    try {
+      const sapi = client(small);
+      await sapi.submit({ op: 'create', resource: { type: 'namespace', name: 'tiny' } });
+      for (let i = 0; i < 120; i++) await sapi.submit(conf('tiny', `c${i}`));
+      // Sealed segments are flushed and dropped in the background: wait until index 1 is gone.
+      let res = await http(small, 'GET', '/v1/watch?type=configuration&since=1');
+      for (let i = 0; i < 100 && res.status !== 409; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        res = await http(small, 'GET', '/v1/watch?type=configuration&since=1');
+      }
+      expect(res.status).toBe(409);
+      expect(res.body.error.message).toMatch(/older than the retained log .*re-list/);
+      const far = await http(small, 'GET', '/v1/watch?type=configuration&since=99999');
+      expect(far.status).toBe(400);
+      expect(far.body.error.message).toMatch(/beyond the end of the log/);
+      const w = await sse(small, '/v1/watch?type=configuration&namespace=tiny');
+      try {
+        const first = await w.next();
+        const second = await w.next();
+        expect([first.event, second.event]).toEqual(['bookmark', 'bookmark']);
+        expect(second.json.index).toBe(first.json.index);
+      } finally {
+        w.close();
+      }
+    } finally {
+      await small.stop('SIGTERM');
+    }
+  });
 });
 
 describe('resuming a watch across restarts', () => {

@@ -9,6 +9,17 @@ export interface UpOptions {
   data: string;
   port: string;
   bus?: string;
+  retainRecords?: string;
+  historyRecords?: string;
+  segmentBytes?: string;
+  bookmarkSeconds?: string;
+}
+
+function positive(v: string | undefined, flag: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new CliError(`${flag} must be a positive number (got ${v})`, 2);
+  return n;
 }
 
 /** One osØ per data directory: a second `up` on the same one is refused while the first lives. */
@@ -36,19 +47,23 @@ function lock(dir: string): () => void {
 export async function up(opts: UpOptions): Promise<void> {
   const port = Number(opts.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`--port must be a port number (got ${opts.port})`, 2);
+  const retainRecords = positive(opts.retainRecords, '--retain-records');
+  const historyRecords = positive(opts.historyRecords, '--history-records');
+  const segmentBytes = positive(opts.segmentBytes, '--segment-bytes');
+  const bookmarkSeconds = positive(opts.bookmarkSeconds, '--bookmark-seconds');
   if (opts.bus && opts.bus !== 'embedded') throw new CliError(`--bus ${opts.bus}: only the embedded bus is available in this version`, 2);
   const dir = path.resolve(opts.data);
   fs.mkdirSync(dir, { recursive: true });
   const unlock = lock(dir);
   let sys: System;
   try {
-    sys = await System.open({ dir, report: (m) => process.stderr.write(`os0: ${m}\n`) });
+    sys = await System.open({ dir, retainRecords, historyRecords, segmentBytes, report: (m) => process.stderr.write(`os0: ${m}\n`) });
   } catch (e) {
     unlock();
     throw new CliError(`cannot open ${dir}: ${(e as Error).message}`);
   }
   sys.writeAdminToken(dir);
-  const api = new Api(sys);
+  const api = new Api(sys, { bookmarkSeconds });
   let bound: number;
   try {
     bound = await api.listen(port);
