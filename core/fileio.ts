@@ -14,8 +14,12 @@ export interface WritableFile {
 }
 
 export interface FileIO {
-  /** Opens for writing, creating it if missing (never truncates). */
-  openWritable(path: string): Promise<WritableFile>;
+  /**
+   * Opens for writing, creating it if missing (never truncates). With `dsync`, every write is
+   * durable when it returns (O_DSYNC) and datasync() has nothing left to do: one trip to the
+   * thread pool per group commit instead of two.
+   */
+  openWritable(path: string, opts?: { dsync?: boolean }): Promise<WritableFile>;
   readFile(path: string): Promise<Buffer>;
   readdir(dir: string): Promise<string[]>;
   unlink(path: string): Promise<void>;
@@ -28,8 +32,10 @@ export interface FileIO {
 
 class NodeFile implements WritableFile {
   private readonly fh: fs.FileHandle;
-  constructor(fh: fs.FileHandle) {
+  private readonly dsync: boolean;
+  constructor(fh: fs.FileHandle, dsync: boolean) {
     this.fh = fh;
+    this.dsync = dsync;
   }
   async write(buf: Uint8Array, position: number): Promise<void> {
     let done = 0;
@@ -40,7 +46,7 @@ class NodeFile implements WritableFile {
     }
   }
   datasync(): Promise<void> {
-    return this.fh.datasync();
+    return this.dsync ? Promise.resolve() : this.fh.datasync();
   }
   truncate(length: number): Promise<void> {
     return this.fh.truncate(length);
@@ -51,8 +57,9 @@ class NodeFile implements WritableFile {
 }
 
 export const nodeFileIO: FileIO = {
-  async openWritable(path) {
-    return new NodeFile(await fs.open(path, constants.O_WRONLY | constants.O_CREAT, 0o644));
+  async openWritable(path, opts) {
+    const dsync = opts?.dsync === true;
+    return new NodeFile(await fs.open(path, constants.O_WRONLY | constants.O_CREAT | (dsync ? constants.O_DSYNC : 0), 0o644), dsync);
   },
   readFile: (path) => fs.readFile(path),
   readdir: (dir) => fs.readdir(dir),

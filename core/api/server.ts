@@ -3,7 +3,6 @@
  * routes with `api.app.route(...)`; nothing here knows about them.
  */
 import { Hono, type Context } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { streamSSE } from 'hono/streaming';
 import { serve, type ServerType } from '@hono/node-server';
 import { ADMIN_GROUP, type Actor } from '../auth/permission.ts';
@@ -96,7 +95,8 @@ export class Api {
       c.set('actor', sys.authenticate(token));
       await next();
     });
-    app.use('/v1/*', bodyLimit({ maxSize: LIMITS.batchBytes * 2, onError: (c) => c.json({ error: { code: 'too_large', message: `request body over ${LIMITS.batchBytes * 2} bytes; split it` } }, 413) }));
+    // The body limit is enforced while reading it (bodyText): Hono's bodyLimit middleware would
+    // build a web Request for every call, which costs more than the command itself.
 
     app.post('/v1/commands', async (c) => {
       const body = await readJson(c);
@@ -299,6 +299,8 @@ export class Api {
 /** The body as text: straight from node's IncomingMessage when served by node (no web streams). */
 async function bodyText(c: Context): Promise<string> {
   const incoming = (c.env as { incoming?: import('node:http').IncomingMessage } | undefined)?.incoming;
+  const declared = Number(c.req.header('content-length') ?? 0);
+  if (declared > LIMITS.batchBytes * 2) throw new OsError('too_large', `request body over ${LIMITS.batchBytes * 2} bytes; split it`);
   if (!incoming || incoming.readableEnded || incoming.readableDidRead) return c.req.text();
   const chunks: Buffer[] = [];
   let bytes = 0;

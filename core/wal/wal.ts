@@ -151,7 +151,7 @@ export class Wal {
       segments.push(seg);
     }
     const current = segments[segments.length - 1];
-    const file = await io.openWritable(path.join(opts.dir, current.name));
+    const file = await io.openWritable(path.join(opts.dir, current.name), { dsync: true });
     const wal = new Wal(opts, segments, file, segBytes, next - 1);
     return { wal, torn, lastIndex: next - 1 };
   }
@@ -281,7 +281,7 @@ export class Wal {
   private async repair(): Promise<void> {
     if (!this.file) {
       const cur = this.segments[this.segments.length - 1];
-      this.file = await this.io.openWritable(path.join(this.dir, cur.name));
+      this.file = await this.io.openWritable(path.join(this.dir, cur.name), { dsync: true });
     }
     await this.file.truncate(this.segBytes);
     await this.file.datasync();
@@ -290,7 +290,7 @@ export class Wal {
 
   private async rotate(first: number): Promise<void> {
     const seg = { first, name: segmentName(first) };
-    const f = await this.io.openWritable(path.join(this.dir, seg.name));
+    const f = await this.io.openWritable(path.join(this.dir, seg.name), { dsync: true });
     try {
       await f.truncate(0);
       await f.write(encodeSegmentHeader(first), 0);
