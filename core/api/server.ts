@@ -3,7 +3,9 @@
  * routes with `api.app.route(...)`; nothing here knows about them.
  */
 import { Hono, type Context } from 'hono';
-import { streamSSE } from 'hono/streaming';
+import type { ServerResponse } from 'node:http';
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
+import type { Committed } from '../core.ts';
 import { serve, type ServerType } from '@hono/node-server';
 import { ADMIN_GROUP, type Actor } from '../auth/permission.ts';
 import { OsError, type ErrorCode } from '../errors.ts';
@@ -225,52 +227,85 @@ export class Api {
       throw new OsError('conflict', `index ${start} is older than the retained log (from ${sys.core.history.firstIndex}): re-list, then watch from the list's index`);
     }
     const hq: HandlerQuery = { type: q.type, namespace: q.namespace, tags: q.tags };
-    return streamSSE(c, async (stream) => {
-      sys.watchers++;
-      let open = true;
-      let wake!: () => void;
-      const closed = new Promise<void>((r) => (wake = r));
-      const stop = () => {
-        open = false;
-        wake();
-      };
-      this.closing.add(stop);
-      stream.onAbort(stop);
-      try {
-        let cursor = start;
-        let lastSent = Date.now();
-        await stream.writeSSE({ event: 'bookmark', data: JSON.stringify({ index: cursor }) });
-        while (open) {
-          const recs = sys.core.history.read(cursor + 1, 512);
-          if (recs === 'gone') {
-            await stream.writeSSE({ event: 'gone', data: JSON.stringify({ error: { code: 'conflict', message: `fell behind the retained log at ${cursor}: re-list, then watch again` } }) });
-            break;
-          }
-          for (const rec of recs) {
-            for (const ch of rec.changes) {
-              const r = (ch.new ?? ch.old)!;
-              if (!matches(hq, r) || !sys.permissions.allowed(actor, 'watch', r.type, r.namespace)) continue;
-              await stream.writeSSE({ event: 'change', id: String(rec.index), data: JSON.stringify({ action: ch.action, index: rec.index, resource: r }) });
-              lastSent = Date.now();
-            }
-            cursor = rec.index;
-          }
-          if (recs.length > 0) continue;
-          const idle = this.bookmarkMs - (Date.now() - lastSent);
-          if (idle <= 0) {
-            await stream.writeSSE({ event: 'bookmark', data: JSON.stringify({ index: cursor }) });
-            lastSent = Date.now();
-            continue;
-          }
-          let timer: NodeJS.Timeout | undefined;
-          await Promise.race([sys.core.history.waitAfter(cursor), closed, new Promise<void>((r) => (timer = setTimeout(r, idle)))]);
-          clearTimeout(timer);
+    const res = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
+    if (!res) throw new OsError('internal', 'watches need the node HTTP server');
+    // Written straight to node's response: one event text per change is shared by every
+    // watcher (fan-out to a thousand costs one JSON.stringify), and a slow client is waited for
+    // ('drain'), never buffered without bound.
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-os0-index': String(sys.core.index) });
+    void this.pump(res, actor, hq, start);
+    return RESPONSE_ALREADY_SENT;
+  }
+
+  private readonly eventCache = new Map<number, string[]>();
+
+  private eventText(rec: Committed, i: number): string {
+    let texts = this.eventCache.get(rec.index);
+    if (!texts) {
+      texts = new Array(rec.changes.length);
+      this.eventCache.set(rec.index, texts);
+      if (this.eventCache.size > 256) this.eventCache.delete(this.eventCache.keys().next().value!);
+    }
+    const ch = rec.changes[i];
+    return (texts[i] ??= `event: change\nid: ${rec.index}\ndata: ${JSON.stringify({ action: ch.action, index: rec.index, resource: ch.new ?? ch.old })}\n\n`);
+  }
+
+  private async pump(res: ServerResponse, actor: Actor, hq: HandlerQuery, start: number): Promise<void> {
+    const sys = this.sys;
+    sys.watchers++;
+    let open = true;
+    let wake!: () => void;
+    const closed = new Promise<void>((r) => (wake = r));
+    const stop = () => {
+      open = false;
+      wake();
+    };
+    this.closing.add(stop);
+    res.on('close', stop);
+    const send = async (text: string): Promise<void> => {
+      if (!res.write(text)) await Promise.race([new Promise((r) => res.once('drain', r)), closed]);
+    };
+    try {
+      let cursor = start;
+      let lastSent = Date.now();
+      await send(`event: bookmark\ndata: {"index":${cursor}}\n\n`);
+      while (open) {
+        const recs = sys.core.history.read(cursor + 1, 512);
+        if (recs === 'gone') {
+          await send(`event: gone\ndata: ${JSON.stringify({ error: { code: 'conflict', message: `fell behind the retained log at ${cursor}: re-list, then watch again` } })}\n\n`);
+          break;
         }
-      } finally {
-        sys.watchers--;
-        this.closing.delete(stop);
+        let chunk = '';
+        for (const rec of recs) {
+          for (let i = 0; i < rec.changes.length; i++) {
+            const r = (rec.changes[i].new ?? rec.changes[i].old)!;
+            if (!matches(hq, r) || !sys.permissions.allowed(actor, 'watch', r.type, r.namespace)) continue;
+            chunk += this.eventText(rec, i);
+          }
+          cursor = rec.index;
+        }
+        if (chunk) {
+          await send(chunk);
+          lastSent = Date.now();
+        }
+        if (recs.length > 0) continue;
+        const idle = this.bookmarkMs - (Date.now() - lastSent);
+        if (idle <= 0) {
+          await send(`event: bookmark\ndata: {"index":${cursor}}\n\n`);
+          lastSent = Date.now();
+          continue;
+        }
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([sys.core.history.waitAfter(cursor), closed, new Promise<void>((r) => (timer = setTimeout(r, idle)))]);
+        clearTimeout(timer);
       }
-    });
+    } catch {
+      // The client went away mid-write.
+    } finally {
+      sys.watchers--;
+      this.closing.delete(stop);
+      res.end();
+    }
   }
 
   /** Starts listening; resolves with the port. */
