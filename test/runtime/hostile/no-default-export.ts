@@ -1,2 +1,0 @@
-// Exports no function.
-export const notAFunction = 42;

@@ -1,2 +1,0 @@
-// A thenable that never calls back.
-export default () => ({ then() {} });

@@ -1,4 +1,0 @@
-// Throws a string, not an Error.
-export default async () => {
-  throw 'a plain string';
-};

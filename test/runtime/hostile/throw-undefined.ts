@@ -1,4 +1,0 @@
-// Throws undefined.
-export default async () => {
-  throw undefined;
-};

@@ -1,1 +1,0 @@
-export const shout = (s: string): string => s.toUpperCase() + '!';

@@ -1,6 +1,0 @@
-export interface Greeting {
-  greeting: string;
-  record: unknown;
-  count: number;
-  applied: unknown;
-}
