@@ -9,17 +9,8 @@ import * as path from 'node:path';
 import { expect } from 'vitest';
 import { OsError } from '../../core/index.ts';
 
-/** mulberry32: a tiny seeded PRNG returning floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32: the suite's seeded PRNG. */
+export { prng as mulberry32 } from '../helpers/tmp.ts';
 
 /** An integer in [lo, hi] from a PRNG. */
 export const between = (rnd: () => number, lo: number, hi: number): number => lo + Math.floor(rnd() * (hi - lo + 1));
