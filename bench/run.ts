@@ -25,6 +25,7 @@ interface Suite {
 const suites: Record<string, () => Promise<Suite>> = {
   core: () => import('./core.ts'),
   api: () => import('./api.ts'),
+  sandbox: () => import('./sandbox.ts'),
 };
 
 /** Where suites keep their data (suites import only types from here, so they compute it too). */

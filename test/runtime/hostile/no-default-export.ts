@@ -1,0 +1,2 @@
+// Exports no function.
+export const notAFunction = 42;

@@ -1,0 +1,2 @@
+// A thenable that never calls back.
+export default () => ({ then() {} });

@@ -1,0 +1,4 @@
+// Throws a string, not an Error.
+export default async () => {
+  throw 'a plain string';
+};

@@ -1,0 +1,4 @@
+// Throws undefined.
+export default async () => {
+  throw undefined;
+};

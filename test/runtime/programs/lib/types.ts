@@ -1,0 +1,6 @@
+export interface Greeting {
+  greeting: string;
+  record: unknown;
+  count: number;
+  applied: unknown;
+}

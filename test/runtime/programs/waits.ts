@@ -1,0 +1,6 @@
+// Waits on a host call that the test controls.
+import type { Ctx } from '../../../runtime/sandbox/sdk.ts';
+export default async (_input: unknown, ctx: Ctx) => {
+  await ctx.resources.get('gate', 'open');
+  return 'opened';
+};
