@@ -347,7 +347,8 @@ async function bodyText(c: Context): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-async function readJson(c: Context): Promise<unknown> {
+/** The request body as JSON, within the body limit; a one-line error otherwise. */
+export async function readJson(c: Context): Promise<unknown> {
   const text = await bodyText(c);
   if (text.trim() === '') throw new OsError('invalid', 'the request body is empty; send a JSON command');
   try {

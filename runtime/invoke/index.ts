@@ -1,0 +1,239 @@
+/**
+ * Invoking app capabilities: the invoker's right to invoke, an `invocation` resource and its
+ * observed state, the program run in the sandbox, and every host call checked twice — against
+ * the app's manifest permissions and against the invoker's own rights. See README.md.
+ */
+import { randomBytes } from 'node:crypto';
+import { readJson, type Api } from '../../core/api/server.ts';
+import { SYSTEM_ACTOR, type Actor, type Verb } from '../../core/auth/permission.ts';
+import { OsError } from '../../core/errors.ts';
+import type { Resource } from '../../core/resource.ts';
+import type { System } from '../../core/system.ts';
+import type { Query } from '../../core/tree/tree.ts';
+import { SandboxError, type HostCalls, type Limits, type Program, type Sandbox } from '../sandbox/index.ts';
+import type { HostVerb, LoadedApp, ResourceGrant } from './manifest.ts';
+
+export { loadAppFolder, checkManifest, type LoadedApp, type Manifest, type CapabilitySpec, type ResourceGrant } from './manifest.ts';
+
+/** Invocations and their observed state live here. */
+export const INVOCATION_NAMESPACE = 'system';
+
+export interface InvocationResult {
+  /** The invocation resource's id. */
+  id: string;
+  /** Its name in namespace `system`: `APP.CAPABILITY.SHORTID`. */
+  name: string;
+  status: 'succeeded' | 'failed';
+  output?: unknown;
+  /** Why it failed: the sandbox's code ('threw', 'timeout', 'memory'…) and a one-line message. */
+  error?: { code: string; message: string };
+  logs: string[];
+  durationMs: number;
+  cpuMs: number;
+}
+
+export interface StartedInvocation {
+  id: string;
+  name: string;
+  /** Settles (never rejects) once the observed state is written. */
+  done: Promise<InvocationResult>;
+}
+
+const SYSTEM: Actor = { name: SYSTEM_ACTOR, groups: [] };
+const isRecord = (o: unknown): o is Record<string, unknown> => o !== null && typeof o === 'object' && !Array.isArray(o);
+const isObserved = (t: string): boolean => t.endsWith('/observed');
+
+function grantTypeMatches(pattern: string, type: string): boolean {
+  if (pattern === type) return true;
+  if (pattern === '*') return !isObserved(type);
+  if (pattern === '*/observed') return isObserved(type);
+  return false;
+}
+
+function grantNsMatches(prefixes: string[] | undefined, ns: string): boolean {
+  if (prefixes === undefined) return true;
+  return prefixes.some((p) => p === '*' || p === '' || ns === p || (ns.startsWith(p) && ns.charCodeAt(p.length) === 47));
+}
+
+/** Whether the app's manifest grants `verb` on `type` in `ns`. */
+export function appAllows(grants: ResourceGrant[], verb: HostVerb, type: string, ns: string): boolean {
+  return grants.some((g) => g.verbs.includes(verb) && g.types.some((t) => grantTypeMatches(t, type)) && grantNsMatches(g.namespaces, ns));
+}
+
+const nameSafe = (s: string): string => s.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '') || 'x';
+
+export class Invoker {
+  readonly sys: System;
+  readonly sandbox: Sandbox;
+  private readonly apps = new Map<string, LoadedApp>();
+
+  constructor(sys: System, sandbox: Sandbox) {
+    this.sys = sys;
+    this.sandbox = sandbox;
+  }
+
+  /** Makes an app invocable (replacing one of the same name). */
+  add(app: LoadedApp): void {
+    this.apps.set(app.manifest.name, app);
+  }
+
+  remove(name: string): boolean {
+    return this.apps.delete(name);
+  }
+
+  /** Runs a capability and waits for it; a program's failure is a result with status 'failed', not a rejection. */
+  async invoke(actor: Actor, app: string, capability: string, input: unknown): Promise<InvocationResult> {
+    return (await this.start(actor, app, capability, input)).done;
+  }
+
+  /**
+   * Checks the right to invoke, records the invocation and starts it. Rejects (OsError) when the
+   * actor may not invoke the app, the app or capability is unknown, or the record cannot be written.
+   */
+  async start(actor: Actor, appName: string, capability: string, input: unknown): Promise<StartedInvocation> {
+    if (typeof appName !== 'string' || appName === '') throw new OsError('invalid', 'an invocation needs {"app": NAME, "capability": NAME, "input"?: JSON}');
+    if (typeof capability !== 'string' || capability === '') throw new OsError('invalid', `an invocation of ${appName} needs a "capability" name`);
+    this.sys.permissions.authorize(actor, 'invoke', 'app', '', appName);
+    const app = this.apps.get(appName);
+    if (!app) throw new OsError('not_found', `no app "${appName}" is installed; 'os0 apps' lists the installed apps`);
+    const cap = app.capabilities.get(capability);
+    if (!cap) {
+      throw new OsError('not_found', `app ${appName} has no capability "${capability}"; it has: ${[...app.capabilities.keys()].join(', ') || 'none'}`);
+    }
+    if (input === undefined) input = null;
+    const name = `${nameSafe(appName)}.${nameSafe(capability)}.${randomBytes(4).toString('hex')}`;
+    const res = await this.sys.submit(
+      {
+        op: 'create',
+        resource: {
+          type: 'invocation',
+          namespace: INVOCATION_NAMESPACE,
+          name,
+          tags: { app: appName, capability },
+          data: { app: appName, version: app.manifest.version, capability, input, invoker: actor.name },
+        },
+      },
+      SYSTEM,
+    );
+    const id = res.resources[0].id;
+    const limits: Partial<Limits> = {};
+    if (cap.spec.timeoutMs !== undefined) {
+      limits.cpuMs = cap.spec.timeoutMs;
+      limits.wallMs = cap.spec.timeoutMs;
+    }
+    if (cap.spec.memoryMb !== undefined) limits.memoryMb = cap.spec.memoryMb;
+    const done = this.run(id, name, app, cap.program, input, actor, limits);
+    return { id, name, done };
+  }
+
+  private async run(id: string, name: string, app: LoadedApp, program: Program, input: unknown, actor: Actor, limits: Partial<Limits>): Promise<InvocationResult> {
+    const t0 = performance.now();
+    let result: InvocationResult;
+    try {
+      const r = await this.sandbox.run(program, input, this.host(app, actor), limits);
+      result = { id, name, status: 'succeeded', output: r.output, logs: r.logs, durationMs: Math.round(r.wallMs), cpuMs: r.cpuMs };
+    } catch (e) {
+      const code = e instanceof SandboxError ? e.code : 'internal';
+      const message = e instanceof Error ? e.message : String(e);
+      result = { id, name, status: 'failed', error: { code, message }, logs: [], durationMs: Math.round(performance.now() - t0), cpuMs: 0 };
+    }
+    const observed: Record<string, unknown> = { status: result.status, logs: result.logs, durationMs: result.durationMs, cpuMs: result.cpuMs };
+    if (result.status === 'succeeded') observed.output = result.output ?? null;
+    else observed.error = result.error;
+    try {
+      await this.sys.submit({ op: 'apply', resource: { type: 'invocation/observed', namespace: INVOCATION_NAMESPACE, name, data: observed } }, SYSTEM);
+    } catch (e) {
+      // The answer still reaches the caller; the record says why it is missing.
+      const why = `the observed state was not written: ${(e as Error).message}`;
+      await this.sys
+        .submit(
+          {
+            op: 'apply',
+            resource: { type: 'invocation/observed', namespace: INVOCATION_NAMESPACE, name, data: { status: result.status, error: { code: 'internal', message: why }, logs: [], durationMs: result.durationMs, cpuMs: result.cpuMs } },
+          },
+          SYSTEM,
+        )
+        .catch(() => {});
+    }
+    return result;
+  }
+
+  /** The host calls of one invocation: each allowed by the app's manifest AND by the invoker's rights. */
+  host(app: LoadedApp, invoker: Actor): HostCalls {
+    const sys = this.sys;
+    const grants = app.manifest.permissions.resources;
+    const appName = app.manifest.name;
+    const refuse = (verb: string, type: string, ns: string): never => {
+      throw new OsError('forbidden', `app ${appName} may not ${verb} ${type}${ns ? ` in ${ns}` : ''}: its os0.json permissions do not grant it`);
+    };
+    const check = (verb: HostVerb, type: string, ns: string): void => {
+      if (!appAllows(grants, verb, type, ns)) refuse(verb, type, ns);
+      sys.permissions.authorize(invoker, verb as Verb, type, ns);
+    };
+    const str = (v: unknown, what: string): string => {
+      if (typeof v !== 'string') throw new OsError('invalid', `${what} must be a string`);
+      return v;
+    };
+    const calls: Record<string, (args: unknown[]) => Promise<unknown> | unknown> = {
+      'resources.get': ([type, name, namespace]) => {
+        const t = str(type, 'type');
+        const ns = namespace === undefined || namespace === null ? '' : str(namespace, 'namespace');
+        check('get', t, ns);
+        return sys.core.get(t, str(name, 'name'), ns) ?? null;
+      },
+      'resources.query': ([q]) => {
+        const query = isRecord(q) ? q : {};
+        const type = query.type === undefined ? undefined : str(query.type, 'type');
+        const ns = query.namespace === undefined ? '' : str(query.namespace, 'namespace');
+        if (type !== undefined && !grants.some((g) => g.verbs.includes('list') && g.types.some((t) => grantTypeMatches(t, type)))) refuse('list', type, ns);
+        const clean: Query = {};
+        if (type !== undefined) clean.type = type;
+        if (query.namespace !== undefined) clean.namespace = ns;
+        if (isRecord(query.tags)) clean.tags = query.tags as Record<string, string>;
+        if (typeof query.exact === 'boolean') clean.exact = query.exact;
+        const limit = typeof query.limit === 'number' && query.limit >= 0 ? Math.floor(query.limit) : undefined;
+        const out = sys.list(invoker, clean).filter((r: Resource) => appAllows(grants, 'list', r.type, r.namespace));
+        return limit !== undefined ? out.slice(0, limit) : out;
+      },
+      'commands.apply': async ([doc]) => {
+        if (!isRecord(doc)) throw new OsError('invalid', 'commands.apply needs a resource document {type, name, namespace?, data?}');
+        const type = str(doc.type, 'type');
+        const name = str(doc.name, 'name');
+        const ns = doc.namespace === undefined ? '' : str(doc.namespace, 'namespace');
+        check(sys.core.get(type, name, ns) ? 'update' : 'create', type, ns);
+        const res = await sys.submit({ op: 'apply', resource: doc }, invoker);
+        return res.resources[0] ?? null;
+      },
+      'commands.delete': async ([type, name, namespace]) => {
+        const t = str(type, 'type');
+        const ns = namespace === undefined || namespace === null ? '' : str(namespace, 'namespace');
+        check('delete', t, ns);
+        const res = await sys.submit({ op: 'delete', resource: { type: t, name: str(name, 'name'), namespace: ns } }, invoker);
+        return res.resources[0] ?? null;
+      },
+    };
+    return {
+      call: async (method, args) => {
+        const f = calls[method];
+        if (!f) throw new OsError('invalid', `no host call ${method}`);
+        return f(args);
+      },
+    };
+  }
+
+  /**
+   * `POST /v1/invocations {app, capability, input}`: waits and answers 200 with the result — a
+   * program that failed is still 200, with status 'failed' and error {code, message}; the
+   * invocation itself worked. `?wait=false` answers 202 {id, name} at once. Refusals before the
+   * program runs (no right to invoke, unknown app) are the usual error statuses (403, 404).
+   */
+  mount(api: Api): void {
+    api.app.post('/v1/invocations', async (c) => {
+      const body = await readJson(c);
+      if (!isRecord(body)) throw new OsError('invalid', 'an invocation needs {"app": NAME, "capability": NAME, "input"?: JSON}');
+      const started = await this.start(c.get('actor'), body.app as string, body.capability as string, body.input);
+      if (c.req.query('wait') === 'false') return c.json({ id: started.id, name: started.name }, 202);
+      return c.json(await started.done, 200);
+    });
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * An app folder: `os0.json` checked, and each capability compiled by the sandbox's compile().
+ * Every failure is one line naming the folder and what to fix.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { compile, MAX_LIMITS, type CompileOptions, type Program } from '../sandbox/index.ts';
+
+/** A verb an app may be granted on resources through its host calls. */
+export type HostVerb = 'get' | 'list' | 'create' | 'update' | 'delete';
+export const HOST_VERBS: readonly HostVerb[] = ['get', 'list', 'create', 'update', 'delete'];
+
+export interface ResourceGrant {
+  /** Type names; '*' is every type of desired state, '*\/observed' every observed one. */
+  types: string[];
+  verbs: HostVerb[];
+  /** Namespace prefixes; absent: every namespace. */
+  namespaces?: string[];
+}
+
+export interface CapabilitySpec {
+  entry: string;
+  description: string;
+  /** CPU and wall-clock limit of one invocation (default 1000 ms CPU, 10 s wall). */
+  timeoutMs?: number;
+  /** The isolate's heap (default 64). */
+  memoryMb?: number;
+}
+
+export interface Manifest {
+  name: string;
+  version: string;
+  description?: string;
+  capabilities: Record<string, CapabilitySpec>;
+  permissions: { resources: ResourceGrant[] };
+  dependencies?: Record<string, string>;
+}
+
+export interface LoadedCapability {
+  spec: CapabilitySpec;
+  program: Program;
+}
+
+export interface LoadedApp {
+  dir: string;
+  manifest: Manifest;
+  capabilities: Map<string, LoadedCapability>;
+}
+
+const APP_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+const CAP_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+const VERSION = /^\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?$/;
+const isRecord = (o: unknown): o is Record<string, unknown> => o !== null && typeof o === 'object' && !Array.isArray(o);
+const isStrings = (a: unknown): a is string[] => Array.isArray(a) && a.every((s) => typeof s === 'string');
+
+/** Checks a parsed os0.json; returns the manifest or throws a one-line Error. */
+export function checkManifest(m: unknown, where = 'os0.json'): Manifest {
+  const bad = (what: string): never => {
+    throw new Error(`${where}: ${what}`);
+  };
+  if (!isRecord(m)) bad('must be a JSON object');
+  const o = m as Record<string, unknown>;
+  if (typeof o.name !== 'string' || !APP_NAME.test(o.name)) bad(`"name" must be lowercase letters, digits and '-' (1-63), not ${JSON.stringify(o.name)}`);
+  if (typeof o.version !== 'string' || !VERSION.test(o.version)) bad(`"version" must be a semantic version such as "1.0.0", not ${JSON.stringify(o.version)}`);
+  if (o.description !== undefined && typeof o.description !== 'string') bad('"description" must be a string');
+  if (!isRecord(o.capabilities)) bad('"capabilities" must be an object of {NAME: {entry, description}}');
+  const caps = o.capabilities as Record<string, unknown>;
+  for (const [name, c] of Object.entries(caps)) {
+    if (!CAP_NAME.test(name)) bad(`capability name "${name}" must be lowercase letters, digits and '-'`);
+    if (!isRecord(c)) bad(`capability "${name}" must be an object {entry, description}`);
+    const cs = c as Record<string, unknown>;
+    if (typeof cs.entry !== 'string' || cs.entry === '') bad(`capability "${name}" needs "entry": the program's file, relative to the app folder`);
+    if (path.isAbsolute(cs.entry as string) || path.normalize(cs.entry as string).split(/[\\/]/)[0] === '..') bad(`capability "${name}": entry "${cs.entry}" must be inside the app folder`);
+    if (typeof cs.description !== 'string') bad(`capability "${name}" needs a "description" string`);
+    if (cs.timeoutMs !== undefined && !(Number.isInteger(cs.timeoutMs) && (cs.timeoutMs as number) > 0 && (cs.timeoutMs as number) <= MAX_LIMITS.cpuMs)) {
+      bad(`capability "${name}": timeoutMs must be an integer from 1 to ${MAX_LIMITS.cpuMs}`);
+    }
+    if (cs.memoryMb !== undefined && !(Number.isInteger(cs.memoryMb) && (cs.memoryMb as number) >= 8 && (cs.memoryMb as number) <= MAX_LIMITS.memoryMb)) {
+      bad(`capability "${name}": memoryMb must be an integer from 8 to ${MAX_LIMITS.memoryMb}`);
+    }
+  }
+  const perms = o.permissions ?? { resources: [] };
+  if (!isRecord(perms)) bad('"permissions" must be an object {resources: [...]}');
+  const res = (perms as Record<string, unknown>).resources ?? [];
+  if (!Array.isArray(res)) bad('"permissions.resources" must be an array of {types, verbs, namespaces?}');
+  (res as unknown[]).forEach((g, i) => {
+    if (!isRecord(g)) bad(`permissions.resources[${i}] must be an object {types, verbs, namespaces?}`);
+    const gr = g as Record<string, unknown>;
+    if (!isStrings(gr.types) || gr.types.length === 0) bad(`permissions.resources[${i}].types must be a non-empty array of type names`);
+    if (!isStrings(gr.verbs) || gr.verbs.length === 0) bad(`permissions.resources[${i}].verbs must be a non-empty array of ${HOST_VERBS.join(', ')}`);
+    for (const v of gr.verbs as string[]) if (!(HOST_VERBS as readonly string[]).includes(v)) bad(`permissions.resources[${i}]: unknown verb "${v}"; use ${HOST_VERBS.join(', ')}`);
+    if (gr.namespaces !== undefined && !isStrings(gr.namespaces)) bad(`permissions.resources[${i}].namespaces must be an array of namespace prefixes`);
+  });
+  return {
+    ...(o as unknown as Manifest),
+    capabilities: caps as unknown as Record<string, CapabilitySpec>,
+    permissions: { resources: res as ResourceGrant[] },
+  };
+}
+
+/** Reads and checks DIR/os0.json and compiles every capability (rootDir = DIR). */
+export async function loadAppFolder(dir: string, opts: Omit<CompileOptions, 'rootDir'> = {}): Promise<LoadedApp> {
+  const root = path.resolve(dir);
+  const file = path.join(root, 'os0.json');
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new Error(code === 'ENOENT' ? `${dir}: no os0.json; an app folder needs a manifest (see CONTRACT.md "Apps")` : `${file}: cannot read it (${(e as Error).message})`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${file}: not JSON (${(e as Error).message})`);
+  }
+  const manifest = checkManifest(parsed, file);
+  const capabilities = new Map<string, LoadedCapability>();
+  for (const [name, spec] of Object.entries(manifest.capabilities)) {
+    const entry = path.join(root, spec.entry);
+    if (!fs.existsSync(entry)) throw new Error(`${file}: capability "${name}": entry ${spec.entry} does not exist`);
+    let p: Program;
+    try {
+      p = await compile(entry, { ...opts, rootDir: root });
+    } catch (e) {
+      throw new Error(`${manifest.name}.${name} does not compile: ${(e as Error).message}`);
+    }
+    const program = Object.freeze({ ...p, name: `${manifest.name}.${name}`, app: `${manifest.name}@${manifest.version}` });
+    capabilities.set(name, { spec, program });
+  }
+  return { dir: root, manifest, capabilities };
+}
