@@ -34,6 +34,7 @@ program
   .option('--history-records <n>', 'log records kept in memory for watches and handlers (2048)')
   .option('--segment-bytes <n>', 'WAL segment size (67108864)')
   .option('--bookmark-seconds <s>', 'seconds between bookmarks on an idle watch (15)')
+  .option('--app <dir>', 'load an app folder and make its capabilities invocable (repeat; until the store installs apps)', collect)
   .action(async (o) => (await import('./commands/up.ts')).up(o));
 
 remote(program.command('apply').description('create or update the resources in a YAML or JSON file'))
@@ -62,6 +63,11 @@ remote(program.command('log').description('the command log: who did what, at whi
   .option('--since <index>', 'records after this index (default: the last 100)')
   .option('--limit <n>', 'at most this many records')
   .action(async (o) => (await import('./commands/resources.ts')).log(o));
+
+remote(program.command('invoke').description('run an app capability and print its output as JSON').argument('<app.capability>'))
+  .option('--input <json>', 'the input, as JSON')
+  .option('-i, --input-file <file>', 'the input, from a JSON file (- for standard input)')
+  .action(async (target, o) => (await import('./commands/invoke.ts')).invoke(target, o));
 
 const token = program.command('token').description('API tokens');
 remote(token.command('create').description('create a token for an actor (printed once)').argument('<actor>'))

@@ -13,6 +13,8 @@ export interface UpOptions {
   historyRecords?: string;
   segmentBytes?: string;
   bookmarkSeconds?: string;
+  /** App folders to load and make invocable (until the app store installs them). */
+  app?: string[];
 }
 
 function positive(v: string | undefined, flag: string): number | undefined {
@@ -64,10 +66,29 @@ export async function up(opts: UpOptions): Promise<void> {
   }
   sys.writeAdminToken(dir);
   const api = new Api(sys, { bookmarkSeconds });
+  const { Sandbox } = await import('../../../runtime/sandbox/index.ts');
+  const { Invoker, loadAppFolder } = await import('../../../runtime/invoke/index.ts');
+  const sandbox = new Sandbox();
+  const invoker = new Invoker(sys, sandbox);
+  invoker.mount(api);
+  for (const appDir of opts.app ?? []) {
+    try {
+      // Compiled programs are cached in the data directory, not in the app's folder.
+      const app = await loadAppFolder(path.resolve(appDir), { cacheDir: path.join(dir, 'cache') });
+      invoker.add(app);
+      process.stderr.write(`os0: loaded app ${app.manifest.name}@${app.manifest.version} from ${appDir}\n`);
+    } catch (e) {
+      await sandbox.close();
+      await sys.close();
+      unlock();
+      throw new CliError(`--app ${appDir}: ${(e as Error).message}`);
+    }
+  }
   let bound: number;
   try {
     bound = await api.listen(port);
   } catch (e) {
+    await sandbox.close();
     await sys.close();
     unlock();
     throw new CliError((e as Error).message);
@@ -81,6 +102,7 @@ export async function up(opts: UpOptions): Promise<void> {
     stopping = true;
     process.stderr.write(`os0: ${sig}: stopping\n`);
     await api.close();
+    await sandbox.close();
     await sys.close();
     unlock();
     process.exit(0);
