@@ -178,21 +178,26 @@ export class Core {
   /** Submits one command or an atomic batch; resolves once durable and applied. */
   submit(submission: unknown, opts: SubmitOptions = {}): Promise<SubmitResult> {
     try {
-      const commands = checkSubmission(submission);
+      let commands = checkSubmission(submission);
       const actor = opts.actor ?? 'system';
-      if (this.checkFilters.length === 0) return this.sequence(commands, actor);
-      return this.runChecks(commands, actor);
+      // Filters that answer synchronously (no app filter applies) keep the fast path.
+      for (let i = 0; i < this.checkFilters.length; i++) {
+        const out = this.checkFilters[i].check!(commands, { actor, view: this.view });
+        if (out instanceof Promise) return out.then((o) => this.runChecks(o ?? commands, actor, i + 1));
+        if (out) commands = out;
+      }
+      return this.sequence(commands, actor);
     } catch (e) {
       this.countRejection(e);
       return Promise.reject(e);
     }
   }
 
-  private async runChecks(commands: Command[], actor: string): Promise<SubmitResult> {
+  private async runChecks(commands: Command[], actor: string, from: number): Promise<SubmitResult> {
     const ctx: FilterContext = { actor, view: this.view };
     try {
-      for (const f of this.checkFilters) {
-        const out = await f.check!(commands, ctx);
+      for (let i = from; i < this.checkFilters.length; i++) {
+        const out = await this.checkFilters[i].check!(commands, ctx);
         if (out) commands = out;
       }
     } catch (e) {

@@ -12,7 +12,9 @@ import type { System } from '../../core/system.ts';
 import type { Query } from '../../core/tree/tree.ts';
 import { SandboxError, type HostCalls, type Limits, type Program, type Sandbox } from '../sandbox/index.ts';
 import type { HostVerb, LoadedApp, ResourceGrant } from './manifest.ts';
+import { limitsOf, type AppFilters } from './app-filters.ts';
 
+export { AppFilters } from './app-filters.ts';
 export { loadAppFolder, checkManifest, type LoadedApp, type Manifest, type CapabilitySpec, type ResourceGrant } from './manifest.ts';
 
 /** Invocations and their observed state live here. */
@@ -72,12 +74,37 @@ export class Invoker {
     this.sandbox = sandbox;
   }
 
-  /** Makes an app invocable (replacing one of the same name). */
-  add(app: LoadedApp): void {
+  private readonly stopHandlers = new Map<string, (() => void)[]>();
+
+  /**
+   * Makes an app invocable (replacing one of the same name), installs its filters into
+   * `appFilters` (when given) and starts its handlers: each change matching a handler's query
+   * runs its program with {action, index, old, new}, with the app's manifest permissions.
+   */
+  add(app: LoadedApp, appFilters?: AppFilters): void {
+    this.remove(app.manifest.name, appFilters);
     this.apps.set(app.manifest.name, app);
+    appFilters?.set(app);
+    const stops: (() => void)[] = [];
+    for (const [name, h] of app.handlers) {
+      const limits = limitsOf(h.spec);
+      stops.push(
+        this.sys.handlers.register({
+          name: `${app.manifest.name}.${name}`,
+          query: h.spec.query,
+          handle: async (ev) => {
+            await this.sandbox.run(h.program, ev, this.host(app, SYSTEM), limits);
+          },
+        }),
+      );
+    }
+    this.stopHandlers.set(app.manifest.name, stops);
   }
 
-  remove(name: string): boolean {
+  remove(name: string, appFilters?: AppFilters): boolean {
+    for (const stop of this.stopHandlers.get(name) ?? []) stop();
+    this.stopHandlers.delete(name);
+    appFilters?.remove(name);
     return this.apps.delete(name);
   }
 

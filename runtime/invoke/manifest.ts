@@ -27,11 +27,23 @@ export interface CapabilitySpec {
   memoryMb?: number;
 }
 
+/** A sandboxed filter: runs before the log on commands of its types; refuses by returning {allow: false, reason}. */
+export interface FilterSpec extends CapabilitySpec {
+  types?: string[];
+}
+
+/** A sandboxed handler: gets each change matching its query after apply, in log order. */
+export interface HandlerSpec extends CapabilitySpec {
+  query: { type?: string; namespace?: string; tags?: Record<string, string> };
+}
+
 export interface Manifest {
   name: string;
   version: string;
   description?: string;
   capabilities: Record<string, CapabilitySpec>;
+  filters?: Record<string, FilterSpec>;
+  handlers?: Record<string, HandlerSpec>;
   permissions: { resources: ResourceGrant[] };
   dependencies?: Record<string, string>;
 }
@@ -45,6 +57,8 @@ export interface LoadedApp {
   dir: string;
   manifest: Manifest;
   capabilities: Map<string, LoadedCapability>;
+  filters: Map<string, { spec: FilterSpec; program: Program }>;
+  handlers: Map<string, { spec: HandlerSpec; program: Program }>;
 }
 
 const APP_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -65,20 +79,35 @@ export function checkManifest(m: unknown, where = 'os0.json'): Manifest {
   if (o.description !== undefined && typeof o.description !== 'string') bad('"description" must be a string');
   if (!isRecord(o.capabilities)) bad('"capabilities" must be an object of {NAME: {entry, description}}');
   const caps = o.capabilities as Record<string, unknown>;
-  for (const [name, c] of Object.entries(caps)) {
-    if (!CAP_NAME.test(name)) bad(`capability name "${name}" must be lowercase letters, digits and '-'`);
-    if (!isRecord(c)) bad(`capability "${name}" must be an object {entry, description}`);
-    const cs = c as Record<string, unknown>;
-    if (typeof cs.entry !== 'string' || cs.entry === '') bad(`capability "${name}" needs "entry": the program's file, relative to the app folder`);
-    if (path.isAbsolute(cs.entry as string) || path.normalize(cs.entry as string).split(/[\\/]/)[0] === '..') bad(`capability "${name}": entry "${cs.entry}" must be inside the app folder`);
-    if (typeof cs.description !== 'string') bad(`capability "${name}" needs a "description" string`);
-    if (cs.timeoutMs !== undefined && !(Number.isInteger(cs.timeoutMs) && (cs.timeoutMs as number) > 0 && (cs.timeoutMs as number) <= MAX_LIMITS.cpuMs)) {
-      bad(`capability "${name}": timeoutMs must be an integer from 1 to ${MAX_LIMITS.cpuMs}`);
+  const programs = (kind: string, group: Record<string, unknown>, extra: (name: string, cs: Record<string, unknown>) => void): void => {
+    for (const [name, c] of Object.entries(group)) {
+      if (!CAP_NAME.test(name)) bad(`${kind} name "${name}" must be lowercase letters, digits and '-'`);
+      if (!isRecord(c)) bad(`${kind} "${name}" must be an object {entry, description}`);
+      const cs = c as Record<string, unknown>;
+      if (typeof cs.entry !== 'string' || cs.entry === '') bad(`${kind} "${name}" needs "entry": the program's file, relative to the app folder`);
+      if (path.isAbsolute(cs.entry as string) || path.normalize(cs.entry as string).split(/[\\/]/)[0] === '..') bad(`${kind} "${name}": entry "${cs.entry}" must be inside the app folder`);
+      if (typeof cs.description !== 'string') bad(`${kind} "${name}" needs a "description" string`);
+      if (cs.timeoutMs !== undefined && !(Number.isInteger(cs.timeoutMs) && (cs.timeoutMs as number) > 0 && (cs.timeoutMs as number) <= MAX_LIMITS.cpuMs)) {
+        bad(`${kind} "${name}": timeoutMs must be an integer from 1 to ${MAX_LIMITS.cpuMs}`);
+      }
+      if (cs.memoryMb !== undefined && !(Number.isInteger(cs.memoryMb) && (cs.memoryMb as number) >= 8 && (cs.memoryMb as number) <= MAX_LIMITS.memoryMb)) {
+        bad(`${kind} "${name}": memoryMb must be an integer from 8 to ${MAX_LIMITS.memoryMb}`);
+      }
+      extra(name, cs);
     }
-    if (cs.memoryMb !== undefined && !(Number.isInteger(cs.memoryMb) && (cs.memoryMb as number) >= 8 && (cs.memoryMb as number) <= MAX_LIMITS.memoryMb)) {
-      bad(`capability "${name}": memoryMb must be an integer from 8 to ${MAX_LIMITS.memoryMb}`);
+  };
+  programs('capability', caps, () => {});
+  if (o.filters !== undefined && !isRecord(o.filters)) bad('"filters" must be an object of {NAME: {entry, description, types?}}');
+  programs('filter', (o.filters ?? {}) as Record<string, unknown>, (name, cs) => {
+    if (cs.types !== undefined && (!isStrings(cs.types) || cs.types.length === 0)) bad(`filter "${name}": types must be a non-empty array of type names`);
+  });
+  if (o.handlers !== undefined && !isRecord(o.handlers)) bad('"handlers" must be an object of {NAME: {entry, description, query}}');
+  programs('handler', (o.handlers ?? {}) as Record<string, unknown>, (name, cs) => {
+    const q = cs.query as Record<string, unknown> | undefined;
+    if (!isRecord(q) || (q.type !== undefined && typeof q.type !== 'string') || (q.namespace !== undefined && typeof q.namespace !== 'string') || (q.tags !== undefined && !isRecord(q.tags))) {
+      bad(`handler "${name}" needs "query": {type?, namespace?, tags?}`);
     }
-  }
+  });
   const perms = o.permissions ?? { resources: [] };
   if (!isRecord(perms)) bad('"permissions" must be an object {resources: [...]}');
   const res = (perms as Record<string, unknown>).resources ?? [];
@@ -116,18 +145,22 @@ export async function loadAppFolder(dir: string, opts: Omit<CompileOptions, 'roo
     throw new Error(`${file}: not JSON (${(e as Error).message})`);
   }
   const manifest = checkManifest(parsed, file);
-  const capabilities = new Map<string, LoadedCapability>();
-  for (const [name, spec] of Object.entries(manifest.capabilities)) {
+  const build = async (kind: string, name: string, spec: CapabilitySpec): Promise<Program> => {
     const entry = path.join(root, spec.entry);
-    if (!fs.existsSync(entry)) throw new Error(`${file}: capability "${name}": entry ${spec.entry} does not exist`);
+    if (!fs.existsSync(entry)) throw new Error(`${file}: ${kind} "${name}": entry ${spec.entry} does not exist`);
     let p: Program;
     try {
       p = await compile(entry, { ...opts, rootDir: root });
     } catch (e) {
       throw new Error(`${manifest.name}.${name} does not compile: ${(e as Error).message}`);
     }
-    const program = Object.freeze({ ...p, name: `${manifest.name}.${name}`, app: `${manifest.name}@${manifest.version}` });
-    capabilities.set(name, { spec, program });
-  }
-  return { dir: root, manifest, capabilities };
+    return Object.freeze({ ...p, name: `${manifest.name}.${name}`, app: `${manifest.name}@${manifest.version}` });
+  };
+  const capabilities = new Map<string, LoadedCapability>();
+  for (const [name, spec] of Object.entries(manifest.capabilities)) capabilities.set(name, { spec, program: await build('capability', name, spec) });
+  const filters = new Map<string, { spec: FilterSpec; program: Program }>();
+  for (const [name, spec] of Object.entries(manifest.filters ?? {})) filters.set(name, { spec, program: await build('filter', name, spec) });
+  const handlers = new Map<string, { spec: HandlerSpec; program: Program }>();
+  for (const [name, spec] of Object.entries(manifest.handlers ?? {})) handlers.set(name, { spec, program: await build('handler', name, spec) });
+  return { dir: root, manifest, capabilities, filters, handlers };
 }

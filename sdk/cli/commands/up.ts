@@ -57,25 +57,27 @@ export async function up(opts: UpOptions): Promise<void> {
   const dir = path.resolve(opts.data);
   fs.mkdirSync(dir, { recursive: true });
   const unlock = lock(dir);
+  const { Sandbox } = await import('../../../runtime/sandbox/index.ts');
+  const { Invoker, AppFilters, loadAppFolder } = await import('../../../runtime/invoke/index.ts');
+  const appFilters = new AppFilters();
   let sys: System;
   try {
-    sys = await System.open({ dir, retainRecords, historyRecords, segmentBytes, report: (m) => process.stderr.write(`os0: ${m}\n`) });
+    sys = await System.open({ dir, retainRecords, historyRecords, segmentBytes, filters: [appFilters], report: (m) => process.stderr.write(`os0: ${m}\n`) });
   } catch (e) {
     unlock();
     throw new CliError(`cannot open ${dir}: ${(e as Error).message}`);
   }
   sys.writeAdminToken(dir);
   const api = new Api(sys, { bookmarkSeconds });
-  const { Sandbox } = await import('../../../runtime/sandbox/index.ts');
-  const { Invoker, loadAppFolder } = await import('../../../runtime/invoke/index.ts');
   const sandbox = new Sandbox();
+  appFilters.attach(sandbox);
   const invoker = new Invoker(sys, sandbox);
   invoker.mount(api);
   for (const appDir of opts.app ?? []) {
     try {
       // Compiled programs are cached in the data directory, not in the app's folder.
       const app = await loadAppFolder(path.resolve(appDir), { cacheDir: path.join(dir, 'cache') });
-      invoker.add(app);
+      invoker.add(app, appFilters);
       process.stderr.write(`os0: loaded app ${app.manifest.name}@${app.manifest.version} from ${appDir}\n`);
     } catch (e) {
       await sandbox.close();
