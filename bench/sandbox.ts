@@ -198,6 +198,14 @@ export async function run({ report }: SuiteOptions): Promise<void> {
     report('host crashes', 0, 'crashes', '(this process is still here)');
     report('sandbox process restarts', sandbox.stats().restarts, 'restarts');
 
+    // 5b. Over HTTP: POST /v1/invocations of samples/hello against an in-process API, next to a
+    // plain durable command in the same server.
+    log('invocations over HTTP');
+    const http = await overHttp(path.join(dataDir, 'http'));
+    report('warm invocation over HTTP p50', http.invokeP50, 'ms');
+    report('warm invocation over HTTP p99', http.invokeP99, 'ms');
+    report('durable command over HTTP p50 (same server)', http.commandP50, 'ms');
+
     // 6. Targets.
     target('warm p50 <= 3 x raw floor p50', warmP50 <= 3 * raw.p50Ms, `(measured ${fmt(warmP50, 3)} ms, limit ${fmt(3 * raw.p50Ms, 3)} ms)`);
     target('cold of a cached program p50 <= 10 ms', percentile(coldCached, 0.5) <= 10, `(measured ${fmt(percentile(coldCached, 0.5), 2)} ms)`);
@@ -206,6 +214,43 @@ export async function run({ report }: SuiteOptions): Promise<void> {
   } finally {
     await sandbox.close();
     fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** Sequential POST /v1/invocations (hello.greet) and POST /v1/commands against one in-process server. */
+async function overHttp(dir: string): Promise<{ invokeP50: number; invokeP99: number; commandP50: number }> {
+  const { System } = await import('../core/system.ts');
+  const { Api } = await import('../core/api/server.ts');
+  const { Sandbox } = await import('../runtime/sandbox/index.ts');
+  const { Invoker, loadAppFolder } = await import('../runtime/invoke/index.ts');
+  const sys = await System.open({ dir });
+  const api = new Api(sys);
+  const sandbox = new Sandbox();
+  const invoker = new Invoker(sys, sandbox);
+  invoker.mount(api);
+  invoker.add(await loadAppFolder(path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'samples', 'hello'), { cacheDir: path.join(dir, 'cache') }));
+  const port = await api.listen(0);
+  const headers = { authorization: `Bearer ${sys.adminToken}`, 'content-type': 'application/json' };
+  const time = async (url: string, body: (i: number) => unknown, n: number): Promise<number[]> => {
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const t = performance.now();
+      const r = await fetch(`http://127.0.0.1:${port}${url}`, { method: 'POST', headers, body: JSON.stringify(body(i)) });
+      await r.text();
+      if (r.status !== 200) throw new Error(`${url} answered ${r.status}`);
+      if (i >= 50) out.push(performance.now() - t);
+    }
+    return out;
+  };
+  try {
+    await sys.submit({ op: 'create', resource: { type: 'namespace', name: 'bench' } }, sys.authenticate(sys.adminToken));
+    const inv = await time('/v1/invocations', () => ({ app: 'hello', capability: 'greet', input: { name: 'bench' } }), 550);
+    const cmd = await time('/v1/commands', (i) => ({ op: 'create', resource: { type: 'configuration', namespace: 'bench', name: `c${i}` } }), 550);
+    return { invokeP50: percentile(inv, 0.5), invokeP99: percentile(inv, 0.99), commandP50: percentile(cmd, 0.5) };
+  } finally {
+    await api.close();
+    await sandbox.close();
+    await sys.close();
   }
 }
 
