@@ -73,6 +73,12 @@ export async function up(opts: UpOptions): Promise<void> {
   appFilters.attach(sandbox);
   const invoker = new Invoker(sys, sandbox);
   invoker.mount(api);
+  const release = async (): Promise<void> => {
+    await api.close();
+    await sandbox.close();
+    await sys.close();
+    unlock();
+  };
   for (const appDir of opts.app ?? []) {
     try {
       // Compiled programs are cached in the data directory, not in the app's folder.
@@ -80,9 +86,7 @@ export async function up(opts: UpOptions): Promise<void> {
       invoker.add(app, appFilters);
       process.stderr.write(`os0: loaded app ${app.manifest.name}@${app.manifest.version} from ${appDir}\n`);
     } catch (e) {
-      await sandbox.close();
-      await sys.close();
-      unlock();
+      await release();
       throw new CliError(`--app ${appDir}: ${(e as Error).message}`);
     }
   }
@@ -90,9 +94,7 @@ export async function up(opts: UpOptions): Promise<void> {
   try {
     bound = await api.listen(port);
   } catch (e) {
-    await sandbox.close();
-    await sys.close();
-    unlock();
+    await release();
     throw new CliError((e as Error).message);
   }
   const url = `http://127.0.0.1:${bound}`;
@@ -103,10 +105,7 @@ export async function up(opts: UpOptions): Promise<void> {
     if (stopping) return;
     stopping = true;
     process.stderr.write(`os0: ${sig}: stopping\n`);
-    await api.close();
-    await sandbox.close();
-    await sys.close();
-    unlock();
+    await release();
     process.exit(0);
   };
   process.on('SIGINT', () => void stop('SIGINT'));
