@@ -69,6 +69,21 @@ remote(program.command('invoke').description('run an app capability and print it
   .option('-i, --input-file <file>', 'the input, from a JSON file (- for standard input)')
   .action(async (target, o) => (await import('./commands/invoke.ts')).invoke(target, o));
 
+program
+  .command('keygen')
+  .description('write a publisher key pair: publisher.key (secret, mode 0600) and publisher.pub')
+  .option('--out <dir>', 'directory for the keys', '.')
+  .action(async (o) => (await import('./commands/pack.ts')).keygen(o));
+
+program
+  .command('pack')
+  .description('check the manifest, compile every program and write NAME-VERSION.tgz')
+  .argument('[dir]', 'the app folder', '.')
+  .option('--out <file>', 'the package file (default NAME-VERSION.tgz)')
+  .option('--key <file>', 'sign with this publisher.key (default: unsigned; publish signs it)')
+  .addOption(new Option('-o, --output <format>', 'table or json').default('table'))
+  .action(async (dir, o) => (await import('./commands/pack.ts')).pack(dir, o));
+
 const token = program.command('token').description('API tokens');
 remote(token.command('create').description('create a token for an actor (printed once)').argument('<actor>'))
   .option('-g, --group <group>', 'a group of the actor (repeat)', collect)
