@@ -269,7 +269,8 @@ export class Core {
       }
       planned.push(change);
       keys.push(key);
-      if (commands.length > 1 || local) {
+      // Deletes are recorded too, so a cascade reaching one resource twice (shared or cyclic owners) deletes it once.
+      if (commands.length > 1 || local || !next) {
         (local ??= new Map()).set(key, next);
         (localIds ??= new Map()).set((next ?? old)!.id, next);
       }

@@ -212,6 +212,18 @@ describe('ownership', () => {
     await core.close();
   });
 
+  it('deletes a resource reached twice (shared or cyclic owners) once', async () => {
+    const core = await Core.open({ dir: tempDir() });
+    const a = (await core.submit({ op: 'create', resource: cfg('a') })).resources[0];
+    const b = (await core.submit({ op: 'create', resource: cfg('b', {}, { owner: [a.id] }) })).resources[0];
+    const c = (await core.submit({ op: 'create', resource: cfg('c', {}, { owner: [a.id, b.id] }) })).resources[0];
+    await core.submit({ op: 'update', resource: cfg('a', {}, { owner: [c.id] }) }); // a cycle: a → c → a
+    const del = await core.submit({ op: 'delete', resource: cfg('a') });
+    expect(del.resources.map((r) => r.name).sort()).toEqual(['a', 'b', 'c']);
+    expect(core.query({ type: 'configuration' })).toEqual([]);
+    await core.close();
+  });
+
   it('says which owned resource blocks a delete, and deletes nothing', async () => {
     const guard: Filter = {
       name: 'permission',
