@@ -37,15 +37,56 @@ export interface HandlerSpec extends CapabilitySpec {
   query: { type?: string; namespace?: string; tags?: Record<string, string> };
 }
 
+/**
+ * A driver: a handler on the app's (or built-in) types that acts on desired state and writes
+ * `TYPE/observed`. It gets the same event as a handler: {action, index, old, new}.
+ */
+export interface DriverSpec extends CapabilitySpec {
+  types: string[];
+}
+
+/** A service the app runs on the fleet (CONTRACT.md "Fleet"): install declares it, the scheduler runs it. */
+export interface ServiceSpec {
+  description?: string;
+  replicas?: number;
+  command: string[];
+  cwd?: string;
+  env?: Record<string, string>;
+  resources?: { cpu?: number; memoryMb?: number };
+  loadBalancer?: { port: number };
+}
+
+/** A resource type an app brings: the same fields as a built-in `type` resource's data. */
+export interface AppTypeSpec {
+  description?: string;
+  scope?: 'namespaced' | 'cluster';
+  schema?: Record<string, unknown>;
+  observed?: boolean;
+  usage?: { cpu?: string; memoryMb?: string; multiplier?: string };
+  pricing?: { perHour?: number; perCpuHour?: number; perGiBHour?: number };
+}
+
 export interface Manifest {
   name: string;
   version: string;
   description?: string;
+  keywords?: string[];
+  license?: string;
   capabilities: Record<string, CapabilitySpec>;
   filters?: Record<string, FilterSpec>;
   handlers?: Record<string, HandlerSpec>;
+  drivers?: Record<string, DriverSpec>;
   permissions: { resources: ResourceGrant[] };
+  /** Other apps this one needs, by name, with semver ranges. */
   dependencies?: Record<string, string>;
+  types?: Record<string, AppTypeSpec>;
+  services?: Record<string, ServiceSpec>;
+  /**
+   * The migration run by `os0 upgrade` when this version replaces an older one: input
+   * {from: {version, manifest}, to: {version, manifest}}, the ctx of a capability. Its writes
+   * are staged and committed with the switch, atomically; if it throws, nothing is written.
+   */
+  update?: CapabilitySpec;
 }
 
 export interface LoadedCapability {
@@ -59,6 +100,8 @@ export interface LoadedApp {
   capabilities: Map<string, LoadedCapability>;
   filters: Map<string, { spec: FilterSpec; program: Program }>;
   handlers: Map<string, { spec: HandlerSpec; program: Program }>;
+  drivers?: Map<string, { spec: DriverSpec; program: Program }>;
+  update?: { spec: CapabilitySpec; program: Program };
 }
 
 const APP_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;

@@ -34,7 +34,7 @@ program
   .option('--history-records <n>', 'log records kept in memory for watches and handlers (2048)')
   .option('--segment-bytes <n>', 'WAL segment size (67108864)')
   .option('--bookmark-seconds <s>', 'seconds between bookmarks on an idle watch (15)')
-  .option('--app <dir>', 'load an app folder and make its capabilities invocable (repeat; until the store installs apps)', collect)
+  .option('--app <dir>', 'load an app folder and make its capabilities invocable (repeat; for development)', collect)
   .action(async (o) => (await import('./commands/up.ts')).up(o));
 
 remote(program.command('apply').description('create or update the resources in a YAML or JSON file'))
@@ -83,6 +83,70 @@ program
   .option('--key <file>', 'sign with this publisher.key (default: unsigned; publish signs it)')
   .addOption(new Option('-o, --output <format>', 'table or json').default('table'))
   .action(async (dir, o) => (await import('./commands/pack.ts')).pack(dir, o));
+
+/** The flags of commands that talk to a registry (publish, search, registry ...). */
+function registryFlags(cmd: Command): Command {
+  return cmd
+    .option('--registry <url>', 'registry URL (default: the embedded registry of the instance at $OS0_URL, i.e. its port + 1)')
+    .option('--registry-token <token>', 'registry token (default $OS0_REGISTRY_TOKEN, else the instance token)')
+    .option('--url <url>', 'osØ API whose embedded registry to use (default $OS0_URL or http://127.0.0.1:7070)')
+    .option('--token <token>', 'osØ token, accepted by the embedded registry (default $OS0_TOKEN or ./.os0/admin.token)')
+    .addOption(new Option('-o, --output <format>', 'table, json or yaml').default('table'));
+}
+
+registryFlags(program.command('publish').description('sign (if needed) and publish an app folder or a .tgz to a registry').argument('[target]', 'app folder or NAME-VERSION.tgz', '.'))
+  .option('--key <file>', 'publisher.key to sign with (default ./publisher.key)')
+  .action(async (target, o) => (await import('./commands/publish.ts')).publish(target, o));
+
+registryFlags(program.command('search').description('search a registry by name, description and keywords').argument('<term>'))
+  .option('--limit <n>', 'at most this many results', '20')
+  .action(async (term, o) => (await import('./commands/publish.ts')).search(term, o));
+
+const registry = program.command('registry').description('a package registry: serve one, or manage what you published');
+registry
+  .command('serve')
+  .description('run a registry on its own; prints a "ready" line and writes DIR/admin.token')
+  .option('--data <dir>', 'data directory', './.os0-registry')
+  .option('--port <n>', 'port', '7080')
+  .action(async (o) => (await import('./commands/registry.ts')).serve(o));
+registryFlags(registry.command('yank').description('mark a published version as yanked (or --undo)').argument('<app@version>'))
+  .option('--reason <text>')
+  .option('--undo', 'un-yank it')
+  .action(async (target, o) => (await import('./commands/publish.ts')).yank(target, o));
+registryFlags(registry.command('rotate-key').description('hand an app over to a new publisher key, signed by the current one').argument('<app>'))
+  .requiredOption('--key <file>', 'the current publisher.key')
+  .requiredOption('--new-key <file>', 'the new key\'s .pub')
+  .action(async (app, o) => (await import('./commands/publish.ts')).rotateKey(app, o));
+registryFlags(registry.command('recover').description('replace a lost publisher key of an app with the registry\'s root key (operator)').argument('<app>'))
+  .requiredOption('--root-key <file>', "the registry's root.key")
+  .requiredOption('--new-key <file>', 'the new key\'s .pub')
+  .action(async (app, o) => (await import('./commands/publish.ts')).recover(app, o));
+const rtoken = registry.command('token').description('registry tokens');
+registryFlags(rtoken.command('create').description('create a registry token for a publisher (printed once)').argument('<actor>'))
+  .option('--description <text>')
+  .action(async (actor, o) => (await import('./commands/publish.ts')).tokenCreate(actor, o));
+registryFlags(rtoken.command('ls').description('list registry tokens')).action(async (o) => (await import('./commands/publish.ts')).tokenLs(o));
+registryFlags(rtoken.command('revoke').description('revoke a registry token').argument('<id>')).action(async (id, o) => (await import('./commands/publish.ts')).tokenRevoke(id, o));
+
+const trust = program.command('trust').description("the publisher keys this osØ instance accepts");
+remote(trust.command('add').description('trust a publisher key (or, with --root, a registry root key)').argument('<file.pub>'))
+  .option('--root', "a registry operator's root key: accepts key recoveries it signs")
+  .option('--description <text>')
+  .action(async (file, o) => (await import('./commands/store.ts')).trustAdd(file, o));
+remote(trust.command('ls').description('list trusted keys')).action(async (o) => (await import('./commands/store.ts')).trustLs(o));
+remote(trust.command('rm').description('stop trusting a key').argument('<keyId>')).action(async (id, o) => (await import('./commands/store.ts')).trustRm(id, o));
+
+remote(program.command('install').description('install an app and its dependencies from the registry').argument('<app[@range]>'))
+  .option('-y, --yes', 'confirm the permissions asked for without a prompt (scripts)')
+  .action(async (target, o) => (await import('./commands/store.ts')).install(target, o));
+remote(program.command('upgrade').description("upgrade an app, running its update migration").argument('<app[@range]>'))
+  .option('-y, --yes', 'confirm the permissions asked for without a prompt (scripts)')
+  .option('--allow-downgrade', 'accept a version older than the installed one')
+  .action(async (target, o) => (await import('./commands/store.ts')).upgrade(target, o));
+remote(program.command('uninstall').description('remove an app and everything its install wrote').argument('<app>'))
+  .option('--force', 'remove it even though other apps depend on it (names what breaks)')
+  .action(async (app, o) => (await import('./commands/store.ts')).uninstall(app, o));
+remote(program.command('apps').description('list installed apps')).action(async (o) => (await import('./commands/store.ts')).apps(o));
 
 const token = program.command('token').description('API tokens');
 remote(token.command('create').description('create a token for an actor (printed once)').argument('<actor>'))
