@@ -123,3 +123,25 @@ export interface SearchResult {
   keywords: string[];
   score: number;
 }
+
+/** Metadata whose envelope, expiry and key chain were checked, with what the user should know. */
+export interface VerifiedMetadata {
+  metadata: AppMetadata;
+  /** e.g. that the app's key was replaced by the registry operator's root key. */
+  notices: string[];
+}
+
+/** A registry token as listed (never its secret). */
+export interface RegistryTokenInfo {
+  id: string;
+  actor: string;
+  description: string;
+  created: string;
+}
+
+/** A token just created: `token` is shown once. */
+export interface CreatedRegistryToken {
+  id: string;
+  actor: string;
+  token: string;
+}
