@@ -61,6 +61,7 @@ export class System {
     });
     let adminToken: string | null = null;
     if (core.index === 0) adminToken = await System.bootstrap(core);
+    else await System.addMissingTypes(core);
     return new System(core, schema, permissions, economy, adminToken);
   }
 
@@ -89,6 +90,13 @@ export class System {
       { actor: SYSTEM_ACTOR },
     );
     return admin.token;
+  }
+
+  /** A data directory made by an older osØ lacks the built-in types added since: declare them. */
+  private static async addMissingTypes(core: Core): Promise<void> {
+    const missing = Object.entries(BUILTIN_TYPES).filter(([name]) => !core.get('type', name));
+    if (missing.length === 0) return;
+    await core.submit({ batch: missing.map(([name, spec]) => ({ op: 'create' as const, resource: { type: 'type', name, data: spec } })) }, { actor: SYSTEM_ACTOR });
   }
 
   /** The actor for a bearer token; throws 'unauthorized'. */

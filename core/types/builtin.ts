@@ -85,6 +85,22 @@ export const BUILTIN_TYPES: Record<string, TypeSpec> = {
     schema: obj({ actor: { type: 'string' }, groups: { type: 'array', items: { type: 'string' } }, hash: { type: 'string' }, description: { type: 'string' } }, ['actor', 'hash']),
   },
   app: { description: 'An installed app', scope: 'cluster', schema: free, observed: true },
+  capability: { description: "An installed app's capability: a program people invoke", scope: 'cluster', schema: free },
+  handler: { description: "An installed app's handler: a program run on each change matching its query", scope: 'cluster', schema: free },
+  filter: { description: "An installed app's filter: a program run before the log on commands of its types", scope: 'cluster', schema: free },
+  driver: { description: "An installed app's driver: acts on resources of its types and writes their observed state", scope: 'cluster', schema: free },
+  'trusted-key': {
+    description: 'A publisher key (or a registry root key) whose signed packages this instance installs',
+    scope: 'cluster',
+    schema: obj(
+      {
+        publicKey: { type: 'string', pattern: '^[A-Za-z0-9+/]{43}=$' },
+        kind: { enum: ['publisher', 'root'] },
+        description: { type: 'string', maxLength: 1000 },
+      },
+      ['publicKey', 'kind'],
+    ),
+  },
   invocation: { description: 'One run of an app capability', schema: free, observed: true },
   machine: {
     description: 'A machine of the fleet',
@@ -117,6 +133,8 @@ export const BUILTIN_TYPES: Record<string, TypeSpec> = {
     usage: { cpu: 'data.resources.cpu', memoryMb: 'data.resources.memoryMb', multiplier: 'data.replicas' },
     pricing: { perCpuHour: 0.04, perGiBHour: 0.01 },
   },
+  component: { description: 'A part of a service: one program with its replicas', schema: free },
+  'task-group': { description: "A component's replicas, placed together", schema: free },
   task: { description: 'One replica of a service', schema: free, observed: true },
   process: { description: 'A process running on a machine (observed)', schema: free },
   'assignment-request': { description: 'A request to place work on a machine', schema: free },

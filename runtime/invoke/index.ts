@@ -7,15 +7,16 @@ import { randomBytes } from 'node:crypto';
 import { readJson, type Api } from '../../core/api/server.ts';
 import { SYSTEM_ACTOR, type Actor, type Verb } from '../../core/auth/permission.ts';
 import { OsError } from '../../core/errors.ts';
-import type { Resource } from '../../core/resource.ts';
+import type { Command, Resource, ResourceInput } from '../../core/resource.ts';
 import type { System } from '../../core/system.ts';
 import type { Query } from '../../core/tree/tree.ts';
 import { SandboxError, type HostCalls, type Limits, type Program, type Sandbox } from '../sandbox/index.ts';
-import type { HostVerb, LoadedApp, ResourceGrant } from './manifest.ts';
+import type { HandlerSpec, HostVerb, LoadedApp, ResourceGrant } from './manifest.ts';
 import { limitsOf, type AppFilters } from './app-filters.ts';
 
 export { AppFilters } from './app-filters.ts';
 export { loadAppFolder, checkManifest, type LoadedApp, type Manifest, type CapabilitySpec, type ResourceGrant } from './manifest.ts';
+export { limitsOf } from './app-filters.ts';
 
 /** Invocations and their observed state live here. */
 export const INVOCATION_NAMESPACE = 'system';
@@ -86,19 +87,28 @@ export class Invoker {
     this.apps.set(app.manifest.name, app);
     appFilters?.set(app);
     const stops: (() => void)[] = [];
-    for (const [name, h] of app.handlers) {
-      const limits = limitsOf(h.spec);
+    const register = (name: string, query: HandlerSpec['query'], program: Program, limits: Partial<Limits>): void => {
       stops.push(
         this.sys.handlers.register({
-          name: `${app.manifest.name}.${name}`,
-          query: h.spec.query,
+          name,
+          query,
           handle: async (ev) => {
-            await this.sandbox.run(h.program, ev, this.host(app, SYSTEM), limits);
+            await this.sandbox.run(program, ev, this.host(app, SYSTEM), limits);
           },
         }),
       );
+    };
+    for (const [name, h] of app.handlers) register(`${app.manifest.name}.${name}`, h.spec.query, h.program, limitsOf(h.spec));
+    // A driver is a handler on each of its types: it acts on desired state and writes TYPE/observed.
+    for (const [name, d] of app.drivers ?? []) {
+      for (const type of d.spec.types) register(`${app.manifest.name}.${name}.${type}`, { type }, d.program, limitsOf(d.spec));
     }
     this.stopHandlers.set(app.manifest.name, stops);
+  }
+
+  /** The app of that name that is invocable now, if any. */
+  app(name: string): LoadedApp | undefined {
+    return this.apps.get(name);
   }
 
   remove(name: string, appFilters?: AppFilters): boolean {
@@ -185,8 +195,24 @@ export class Invoker {
     return result;
   }
 
-  /** The host calls of one invocation: each allowed by the app's manifest AND by the invoker's rights. */
-  host(app: LoadedApp, invoker: Actor): HostCalls {
+  /**
+   * Runs an app version's `update` program (its migration) with the ctx of a capability, except
+   * that writes are not submitted: they are checked like any host call and returned as commands,
+   * for the caller to commit atomically with the switch to the new version. Reads see the live
+   * state (not the staged writes). Rejects with the program's one-line error if it fails.
+   */
+  async migrate(app: LoadedApp, actor: Actor, input: unknown): Promise<{ commands: Command[]; logs: string[] }> {
+    if (!app.update) return { commands: [], logs: [] };
+    const staged: Command[] = [];
+    const r = await this.sandbox.run(app.update.program, input, this.host(app, actor, staged), limitsOf(app.update.spec));
+    return { commands: staged, logs: r.logs };
+  }
+
+  /**
+   * The host calls of one invocation: each allowed by the app's manifest AND by the invoker's
+   * rights. With `stage`, writes are appended there instead of submitted.
+   */
+  host(app: LoadedApp, invoker: Actor, stage?: Command[]): HostCalls {
     const sys = this.sys;
     const grants = app.manifest.permissions.resources;
     const appName = app.manifest.name;
@@ -228,6 +254,10 @@ export class Invoker {
         const name = str(doc.name, 'name');
         const ns = doc.namespace === undefined ? '' : str(doc.namespace, 'namespace');
         check(sys.core.get(type, name, ns) ? 'update' : 'create', type, ns);
+        if (stage) {
+          stage.push({ op: 'apply', resource: structuredClone(doc) as unknown as ResourceInput });
+          return { ...doc, namespace: ns };
+        }
         const res = await sys.submit({ op: 'apply', resource: doc }, invoker);
         return res.resources[0] ?? null;
       },
@@ -235,6 +265,10 @@ export class Invoker {
         const t = str(type, 'type');
         const ns = namespace === undefined || namespace === null ? '' : str(namespace, 'namespace');
         check('delete', t, ns);
+        if (stage) {
+          stage.push({ op: 'delete', resource: { type: t, name: str(name, 'name'), namespace: ns } });
+          return null;
+        }
         const res = await sys.submit({ op: 'delete', resource: { type: t, name: str(name, 'name'), namespace: ns } }, invoker);
         return res.resources[0] ?? null;
       },
