@@ -186,8 +186,12 @@ export class RegistryClient {
 
   // ---- writes --------------------------------------------------------------------------------
 
-  /** Uploads a signed package; checks it locally first and the registry's answer after. */
-  async publish(tgz: Buffer, opts: { onProgress?: (message: string) => void } = {}): Promise<PublishResult> {
+  /**
+   * Uploads a signed package; checks it locally first and the registry's answer after. The first
+   * publish of a name binds it to the signing key, whose public half the registry cannot know from
+   * the package (signature.json names only its id): pass `publicKey` (sent as `x-os0-public-key`).
+   */
+  async publish(tgz: Buffer, opts: { publicKey?: Uint8Array; onProgress?: (message: string) => void } = {}): Promise<PublishResult> {
     let local;
     try {
       local = inspect(tgz);
@@ -196,8 +200,14 @@ export class RegistryClient {
     }
     const what = `${local.manifest.name}@${local.manifest.version}`;
     if (!local.signature) throw new RegistryError(`${what} is not signed; sign it (os0 publish --key FILE signs it) before publishing`);
+    const headers: Record<string, string> = { 'content-type': 'application/gzip' };
+    if (opts.publicKey) {
+      const id = keyIdOf(checkPublicKey(opts.publicKey));
+      if (id !== local.signature.keyId) throw new RegistryError(`${what} is signed by key ${local.signature.keyId}, not by the public key given (${id})`);
+      headers['x-os0-public-key'] = Buffer.from(opts.publicKey).toString('base64');
+    }
     opts.onProgress?.(`uploading ${what} (${tgz.length} bytes) to ${this.url}`);
-    const r = await this.json<PublishResult>('POST', '/v1/apps', tgz, 'application/gzip');
+    const r = await this.json<PublishResult>('POST', '/v1/apps', tgz, headers);
     if (r?.digest !== local.digest || r.name !== local.manifest.name || r.version !== local.manifest.version) {
       throw new RegistryError(`the registry at ${this.url} answered the publish of ${what} with ${JSON.stringify(r)}; expected digest ${local.digest}`);
     }
@@ -288,8 +298,8 @@ export class RegistryClient {
     });
   }
 
-  private async json<T>(method: string, p: string, body?: unknown, contentType?: string): Promise<T> {
-    const res = await this.request(method, p, body, contentType);
+  private async json<T>(method: string, p: string, body?: unknown, extraHeaders?: Record<string, string>): Promise<T> {
+    const res = await this.request(method, p, body, extraHeaders);
     const buf = await this.readBody(res, MAX_JSON_BYTES, `the registry at ${this.url} answered ${method} ${p} with more than ${MAX_JSON_BYTES} bytes`);
     try {
       return JSON.parse(buf.toString('utf8')) as T;
@@ -299,12 +309,12 @@ export class RegistryClient {
   }
 
   /** One request; network failures and error answers become one-line RegistryErrors. */
-  private async request(method: string, p: string, body?: unknown, contentType?: string): Promise<Response> {
-    const headers: Record<string, string> = {};
+  private async request(method: string, p: string, body?: unknown, extraHeaders: Record<string, string> = {}): Promise<Response> {
+    const headers: Record<string, string> = { ...extraHeaders };
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     let payload: Uint8Array | string | undefined;
     if (Buffer.isBuffer(body)) {
-      headers['content-type'] = contentType ?? 'application/octet-stream';
+      headers['content-type'] ??= 'application/octet-stream';
       payload = new Uint8Array(body.buffer, body.byteOffset, body.length);
     } else if (body !== undefined) {
       headers['content-type'] = 'application/json';

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { CliError } from '../client.ts';
 import { format, print } from '../output.ts';
-import { keyIdOf, publicKeyOf, readPublicKey, readSecretKey, SECRET_KEY_FILE } from '../../../registry/package/keys.ts';
+import { keyIdOf, publicKeyOf, readPublicKey, readSecretKey, PUBLIC_KEY_FILE, SECRET_KEY_FILE } from '../../../registry/package/keys.ts';
 import { inspect, pack, signPackage } from '../../../registry/package/pack.ts';
 import { RegistryClient, type PublishResult, type TrustPolicy } from '../../../registry/client/index.ts';
 
@@ -110,8 +110,10 @@ export async function publish(target: string | undefined, o: RegistryOpts & { ke
   const keyFile = o.key ?? `./${SECRET_KEY_FILE}`;
   const client = clientFor(o);
   let tgz: Buffer;
+  let publicKey: Uint8Array | undefined;
   if (st.isDirectory()) {
     const key = readKey(keyFile);
+    publicKey = publicKeyOf(key);
     const tmp = mkdtempSync(path.join(tmpdir(), 'os0-publish-'));
     try {
       say(`packing ${t}`);
@@ -127,21 +129,39 @@ export async function publish(target: string | undefined, o: RegistryOpts & { ke
     if (!found.signature) {
       if (o.key === undefined && !existsSync(keyFile)) throw new CliError(`${t} is not signed and there is no ${keyFile}; give the publisher.key with --key FILE (os0 keygen makes one)`);
       const key = readKey(keyFile);
-      say(`signing ${t} with key ${keyIdOf(publicKeyOf(key))}`);
+      publicKey = publicKeyOf(key);
+      say(`signing ${t} with key ${keyIdOf(publicKey)}`);
       tgz = await run(() => signPackage(bytes, key).tgz);
     } else if (o.key !== undefined && keyIdOf(publicKeyOf(readKey(o.key))) !== found.signature.keyId) {
       const key = readKey(o.key);
+      publicKey = publicKeyOf(key);
       say(`${t} is signed by ${found.signature.keyId}; re-signing it with ${keyIdOf(publicKeyOf(key))} (--key)`);
       tgz = await run(() => signPackage(bytes, key).tgz);
     } else {
       tgz = bytes;
+      publicKey = findPublicKey(found.signature.keyId, keyFile);
     }
   } else {
     throw new CliError(`${t}: not a folder or a file`);
   }
-  const r: PublishResult = await run(() => client.publish(tgz, { onProgress: say }));
+  const r: PublishResult = await run(() => client.publish(tgz, { publicKey, onProgress: say }));
   if (f === 'table') process.stdout.write(`published ${r.name}@${r.version} (${r.digest}, key ${r.keyId})\n`);
   else print(f, r, () => []);
+}
+
+/**
+ * The public key of KEYID for an already-signed package (a new app's first publish needs it):
+ * from the --key / ./publisher.key, else ./publisher.pub, when one of them is that key.
+ */
+function findPublicKey(keyId: string, keyFile: string): Uint8Array | undefined {
+  const candidates: (() => Uint8Array)[] = [() => publicKeyOf(readSecretKey(keyFile)), () => readPublicKey(`./${PUBLIC_KEY_FILE}`)];
+  for (const c of candidates) {
+    try {
+      const pk = c();
+      if (keyIdOf(pk) === keyId) return pk;
+    } catch {}
+  }
+  return undefined;
 }
 
 export async function search(term: string, o: RegistryOpts & { limit?: string }): Promise<void> {
