@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import nacl from 'tweetnacl';
-import { checkManifest, type Manifest } from '../../runtime/invoke/manifest.ts';
+import { parseManifest, readManifestFile, type CapabilitySpec, type Manifest } from '../../runtime/invoke/manifest.ts';
 import { compile } from '../../runtime/sandbox/index.ts';
 import { keyIdOf, publicKeyOf } from './keys.ts';
 import { gzip, readPackage, writeTar, MAX_PACKED_BYTES } from './tar.ts';
@@ -22,9 +22,22 @@ export const README_FILE = 'README.md';
 const DIGEST_HEADER = 'os0-package-v1\n';
 const SIGNATURE_PREFIX = 'os0-package-signature-v1:';
 /** The manifest's groups of programs, and the folder of bundles each compiles into. */
-export const PROGRAM_KINDS = ['capabilities', 'filters', 'handlers'] as const;
+export const PROGRAM_KINDS = ['capabilities', 'filters', 'handlers', 'drivers'] as const;
 export type ProgramKind = (typeof PROGRAM_KINDS)[number];
-const SINGULAR: Record<ProgramKind, string> = { capabilities: 'capability', filters: 'filter', handlers: 'handler' };
+const SINGULAR: Record<ProgramKind, string> = { capabilities: 'capability', filters: 'filter', handlers: 'handler', drivers: 'driver' };
+/** The single `update` program (the migration run on upgrade) is bundled here. */
+export const UPDATE_BUNDLE = 'bundles/update.js';
+
+/** Every program of a manifest with its bundle path: each group's, then `update` if any. */
+export function programsOf(manifest: Manifest): { kind: ProgramKind | 'update'; name: string; spec: CapabilitySpec; bundle: string }[] {
+  const out: { kind: ProgramKind | 'update'; name: string; spec: CapabilitySpec; bundle: string }[] = [];
+  for (const kind of PROGRAM_KINDS) {
+    const group = (manifest[kind] ?? {}) as Record<string, CapabilitySpec>;
+    for (const name of Object.keys(group).sort()) out.push({ kind, name, spec: group[name], bundle: bundlePath(kind, name) });
+  }
+  if (manifest.update) out.push({ kind: 'update', name: 'update', spec: manifest.update, bundle: UPDATE_BUNDLE });
+  return out;
+}
 
 export interface Signature {
   keyId: string;
@@ -107,40 +120,24 @@ export function encodePackage(files: Map<string, Buffer>): Buffer {
 export async function pack(dir: string, opts: PackOptions = {}): Promise<PackResult> {
   const progress = opts.onProgress ?? (() => {});
   const root = path.resolve(dir);
-  const manifestFile = path.join(root, MANIFEST_FILE);
-  let manifestBytes: Buffer;
-  try {
-    manifestBytes = fs.readFileSync(manifestFile);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new Error(code === 'ENOENT' ? `${dir}: no os0.json; an app folder needs a manifest (see CONTRACT.md "Apps")` : `${manifestFile}: cannot read it (${(e as Error).message})`);
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(manifestBytes.toString('utf8'));
-  } catch (e) {
-    throw new Error(`${manifestFile}: not JSON (${(e as Error).message.split('\n')[0]})`);
-  }
+  const { file: manifestFile, bytes: manifestBytes } = readManifestFile(dir);
   progress(`checking ${manifestFile}`);
-  const manifest = checkManifest(parsed, manifestFile);
+  const manifest = parseManifest(manifestBytes, manifestFile);
 
   const files = new Map<string, Buffer>([[MANIFEST_FILE, manifestBytes]]);
-  for (const kind of PROGRAM_KINDS) {
-    const group = (manifest[kind] ?? {}) as Record<string, { entry: string }>;
-    for (const name of Object.keys(group).sort()) {
-      const entry = path.join(root, group[name].entry);
-      const single = SINGULAR[kind];
-      if (!fs.existsSync(entry)) throw new Error(`${manifestFile}: ${single} "${name}": entry ${group[name].entry} does not exist`);
-      progress(`compiling ${single} ${name} (${group[name].entry})`);
-      let program;
-      try {
-        program = await compile(entry, { rootDir: root, cacheDir: opts.cacheDir });
-      } catch (e) {
-        throw new Error(`${manifest.name}.${name} does not compile: ${(e as Error).message}`);
-      }
-      files.set(bundlePath(kind, name), Buffer.from(program.code, 'utf8'));
-      if (program.map !== null) files.set(`${bundlePath(kind, name)}.map`, Buffer.from(program.map, 'utf8'));
+  for (const { kind, name, spec, bundle } of programsOf(manifest)) {
+    const entry = path.join(root, spec.entry);
+    const single = kind === 'update' ? 'update' : SINGULAR[kind];
+    if (!fs.existsSync(entry)) throw new Error(`${manifestFile}: ${single} "${name}": entry ${spec.entry} does not exist`);
+    progress(`compiling ${single} ${name} (${spec.entry})`);
+    let program;
+    try {
+      program = await compile(entry, { rootDir: root, cacheDir: opts.cacheDir });
+    } catch (e) {
+      throw new Error(`${manifest.name}.${name} does not compile: ${(e as Error).message}`);
     }
+    files.set(bundle, Buffer.from(program.code, 'utf8'));
+    if (program.map !== null) files.set(`${bundle}.map`, Buffer.from(program.map, 'utf8'));
   }
   const readme = path.join(root, README_FILE);
   if (fs.existsSync(readme) && fs.statSync(readme).isFile()) files.set(README_FILE, fs.readFileSync(readme));
@@ -201,17 +198,9 @@ export function inspect(tgz: string | Buffer): Inspected {
   const files = readPackage(load(tgz));
   const mbytes = files.get(MANIFEST_FILE);
   if (!mbytes) throw new Error('package: no os0.json');
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(mbytes.toString('utf8'));
-  } catch (e) {
-    throw new Error(`package: os0.json is not JSON (${(e as Error).message.split('\n')[0]})`);
-  }
-  const manifest = checkManifest(parsed, 'package os0.json');
-  for (const kind of PROGRAM_KINDS) {
-    for (const name of Object.keys(manifest[kind] ?? {})) {
-      if (!files.has(bundlePath(kind, name))) throw new Error(`package ${manifest.name}@${manifest.version}: missing ${bundlePath(kind, name)}`);
-    }
+  const manifest = parseManifest(mbytes, 'package os0.json');
+  for (const { bundle } of programsOf(manifest)) {
+    if (!files.has(bundle)) throw new Error(`package ${manifest.name}@${manifest.version}: missing ${bundle}`);
   }
   const digest = digestOf(files);
   const sbytes = files.get(SIGNATURE_FILE);

@@ -1,10 +1,17 @@
 /**
- * An app folder: `os0.json` checked, and each capability compiled by the sandbox's compile().
- * Every failure is one line naming the folder and what to fix.
+ * An app folder: `os0.json` checked against its JSON Schema (manifest.schema.ts), and each
+ * program compiled by the sandbox's compile(). Every failure is one line naming the file and
+ * what to fix.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { compile, MAX_LIMITS, type CompileOptions, type Program } from '../sandbox/index.ts';
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import semver from 'semver';
+import { BUILTIN_TYPES } from '../../core/types/builtin.ts';
+import { compile, type CompileOptions, type Program } from '../sandbox/index.ts';
+import { MANIFEST_BYTES_MAX, MANIFEST_SCHEMA } from './manifest.schema.ts';
+
+export { MANIFEST_BYTES_MAX, MANIFEST_SCHEMA } from './manifest.schema.ts';
 
 /** A verb an app may be granted on resources through its host calls. */
 export type HostVerb = 'get' | 'list' | 'create' | 'update' | 'delete';
@@ -104,90 +111,117 @@ export interface LoadedApp {
   update?: { spec: CapabilitySpec; program: Program };
 }
 
-const APP_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
-const CAP_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
-const VERSION = /^\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?$/;
 const isRecord = (o: unknown): o is Record<string, unknown> => o !== null && typeof o === 'object' && !Array.isArray(o);
-const isStrings = (a: unknown): a is string[] => Array.isArray(a) && a.every((s) => typeof s === 'string');
 
-/** Checks a parsed os0.json; returns the manifest or throws a one-line Error. */
+const ajv = new Ajv({ allErrors: false, verbose: true, strict: true, allowUnionTypes: true });
+ajv.addKeyword({ keyword: 'reason', schemaType: 'string' });
+ajv.addFormat('semver', { type: 'string', validate: (v: string) => semver.valid(v) === v });
+ajv.addFormat('semver-range', { type: 'string', validate: (v: string) => semver.validRange(v) !== null });
+let validator: ValidateFunction | null = null;
+/** Compiled on first use, once. */
+const validateManifest = (m: unknown): boolean => (validator ??= ajv.compile(MANIFEST_SCHEMA))(m);
+/** Checks apps' type schemas like core's schema filter would compile them. */
+const typeSchemas = new Ajv({ strict: false, allowUnionTypes: true });
+
+const IDENT = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+
+/** A JSON Pointer as a readable path: /capabilities/greet/timeoutMs → capabilities.greet.timeoutMs; a lone top-level field is quoted. */
+export function readablePath(pointer: string): string {
+  if (pointer === '') return 'the manifest';
+  const parts = pointer.slice(1).split('/').map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  if (parts.length === 1) return JSON.stringify(parts[0]);
+  let out = '';
+  for (const p of parts) {
+    if (/^\d+$/.test(p)) out += `[${p}]`;
+    else if (IDENT.test(p) || /^[a-z0-9][a-z0-9-]*$/.test(p)) out += out === '' ? p : `.${p}`;
+    else out += `[${JSON.stringify(p)}]`;
+  }
+  return out;
+}
+
+const child = (pointer: string, key: string): string => `${pointer}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+
+function valueText(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'object') return 'an object';
+  const s = JSON.stringify(v);
+  return s.length > 60 ? `${s.slice(0, 57)}…` : s;
+}
+
+const ARTICLE: Record<string, string> = { object: 'an object', array: 'an array', string: 'a string', integer: 'an integer', number: 'a number', boolean: 'a boolean', null: 'null' };
+/** Keywords where a node's `reason` says it better than Ajv's message. */
+const REASONED = new Set(['type', 'pattern', 'format', 'enum', 'minLength', 'maxLength', 'minItems', 'maxItems', 'uniqueItems', 'const']);
+
+/** Ajv's first error as `PATH REASON`. */
+function explain(e: ErrorObject): string {
+  const parent = (e.parentSchema ?? {}) as { reason?: string; properties?: Record<string, { reason?: string }> };
+  // The value is worth repeating when it is a scalar (or of the wrong type), not a whole array.
+  const withValue = (reason: string, value: unknown): string => {
+    if (reason.includes('{value}')) return reason.replace('{value}', valueText(value));
+    if (e.keyword === 'type' || value === null || typeof value !== 'object') return `${reason}, not ${valueText(value)}`;
+    if (Array.isArray(value) && (e.keyword === 'maxItems' || e.keyword === 'minItems')) return `${reason} (it has ${value.length})`;
+    return reason;
+  };
+  if (e.keyword === 'additionalProperties') {
+    const field = (e.params as { additionalProperty: string }).additionalProperty;
+    const known = Object.keys(parent.properties ?? {});
+    return `unknown field ${JSON.stringify(field)} at ${e.instancePath || 'the top level'}${known.length ? `; the fields there are ${known.join(', ')}` : ''}`;
+  }
+  if (e.keyword === 'required') {
+    const field = (e.params as { missingProperty: string }).missingProperty;
+    const reason = parent.properties?.[field]?.reason;
+    return `${readablePath(child(e.instancePath, field))} ${reason ? `${reason} (it is missing)` : 'is required'}`;
+  }
+  if (e.propertyName !== undefined) {
+    // An error inside propertyNames: the key itself is wrong.
+    return `${readablePath(e.instancePath)}: name ${JSON.stringify(e.propertyName)} ${parent.reason ?? e.message ?? 'is not allowed'}`;
+  }
+  if (e.keyword === 'propertyNames') return `${readablePath(e.instancePath)} has a bad name ${JSON.stringify((e.params as { propertyName: string }).propertyName)}`;
+  const at = readablePath(e.instancePath);
+  if (parent.reason && REASONED.has(e.keyword)) return `${at} ${withValue(parent.reason, e.data)}`;
+  if (e.keyword === 'type') return `${at} must be ${(e.params as { type: string }).type.split(',').map((t) => ARTICLE[t] ?? t).join(' or ')}, not ${valueText(e.data)}`;
+  if (e.keyword === 'enum') return `${at} must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')}, not ${valueText(e.data)}`;
+  if (e.keyword === 'maxProperties') return `${at} has too many entries; at most ${(e.params as { limit: number }).limit}`;
+  return `${at} ${e.message ?? 'is invalid'}`;
+}
+
+/** Entry files are relative paths that stay inside the app folder. */
+const entryInside = (entry: string): boolean => {
+  if (path.isAbsolute(entry) || path.win32.isAbsolute(entry) || entry.includes('\\') || entry.includes('\0')) return false;
+  return path.posix.normalize(entry).split('/')[0] !== '..';
+};
+
+/** Checks a parsed os0.json: the schema, then what a schema cannot say. Returns the manifest or throws a one-line Error `WHERE: PATH REASON`. */
 export function checkManifest(m: unknown, where = 'os0.json'): Manifest {
   const bad = (what: string): never => {
     throw new Error(`${where}: ${what}`);
   };
-  if (!isRecord(m)) bad('must be a JSON object');
-  const o = m as Record<string, unknown>;
-  if (typeof o.name !== 'string' || !APP_NAME.test(o.name)) bad(`"name" must be lowercase letters, digits and '-' (1-63), not ${JSON.stringify(o.name)}`);
-  if (typeof o.version !== 'string' || !VERSION.test(o.version)) bad(`"version" must be a semantic version such as "1.0.0", not ${JSON.stringify(o.version)}`);
-  if (o.description !== undefined && typeof o.description !== 'string') bad('"description" must be a string');
-  if (!isRecord(o.capabilities)) bad('"capabilities" must be an object of {NAME: {entry, description}}');
-  const caps = o.capabilities as Record<string, unknown>;
-  const programs = (kind: string, group: Record<string, unknown>, extra: (name: string, cs: Record<string, unknown>) => void): void => {
-    for (const [name, c] of Object.entries(group)) {
-      if (!CAP_NAME.test(name)) bad(`${kind} name "${name}" must be lowercase letters, digits and '-'`);
-      if (!isRecord(c)) bad(`${kind} "${name}" must be an object {entry, description}`);
-      const cs = c as Record<string, unknown>;
-      if (typeof cs.entry !== 'string' || cs.entry === '') bad(`${kind} "${name}" needs "entry": the program's file, relative to the app folder`);
-      if (path.isAbsolute(cs.entry as string) || path.normalize(cs.entry as string).split(/[\\/]/)[0] === '..') bad(`${kind} "${name}": entry "${cs.entry}" must be inside the app folder`);
-      if (typeof cs.description !== 'string') bad(`${kind} "${name}" needs a "description" string`);
-      if (cs.timeoutMs !== undefined && !(Number.isInteger(cs.timeoutMs) && (cs.timeoutMs as number) > 0 && (cs.timeoutMs as number) <= MAX_LIMITS.cpuMs)) {
-        bad(`${kind} "${name}": timeoutMs must be an integer from 1 to ${MAX_LIMITS.cpuMs}`);
-      }
-      if (cs.memoryMb !== undefined && !(Number.isInteger(cs.memoryMb) && (cs.memoryMb as number) >= 8 && (cs.memoryMb as number) <= MAX_LIMITS.memoryMb)) {
-        bad(`${kind} "${name}": memoryMb must be an integer from 8 to ${MAX_LIMITS.memoryMb}`);
-      }
-      extra(name, cs);
+  if (!isRecord(m)) bad(`must be a JSON object, not ${valueText(m)}`);
+  if (!validateManifest(m)) bad(explain(validator!.errors![0]));
+  const o = m as unknown as Manifest;
+  for (const kind of ['capabilities', 'filters', 'handlers', 'drivers'] as const) {
+    for (const [name, spec] of Object.entries(o[kind] ?? {})) {
+      if (!entryInside(spec.entry)) bad(`${kind}.${name}.entry must be a path inside the app folder, not ${JSON.stringify(spec.entry)}`);
     }
-  };
-  programs('capability', caps, () => {});
-  if (o.filters !== undefined && !isRecord(o.filters)) bad('"filters" must be an object of {NAME: {entry, description, types?}}');
-  programs('filter', (o.filters ?? {}) as Record<string, unknown>, (name, cs) => {
-    if (cs.types !== undefined && (!isStrings(cs.types) || cs.types.length === 0)) bad(`filter "${name}": types must be a non-empty array of type names`);
-  });
-  if (o.handlers !== undefined && !isRecord(o.handlers)) bad('"handlers" must be an object of {NAME: {entry, description, query}}');
-  programs('handler', (o.handlers ?? {}) as Record<string, unknown>, (name, cs) => {
-    const q = cs.query as Record<string, unknown> | undefined;
-    if (!isRecord(q) || (q.type !== undefined && typeof q.type !== 'string') || (q.namespace !== undefined && typeof q.namespace !== 'string') || (q.tags !== undefined && !isRecord(q.tags))) {
-      bad(`handler "${name}" needs "query": {type?, namespace?, tags?}`);
+  }
+  if (o.update && !entryInside(o.update.entry)) bad(`update.entry must be a path inside the app folder, not ${JSON.stringify(o.update.entry)}`);
+  if (o.dependencies && Object.hasOwn(o.dependencies, o.name)) bad(`dependencies.${o.name}: an app may not depend on itself; remove it`);
+  for (const [name, t] of Object.entries(o.types ?? {})) {
+    if (Object.hasOwn(BUILTIN_TYPES, name)) bad(`types.${name}: "${name}" is a built-in type; an app cannot redefine it, choose another name`);
+    if (t.schema && !typeSchemas.validateSchema(t.schema)) {
+      const err = typeSchemas.errors?.[0];
+      bad(`types.${name}.schema is not a valid JSON Schema: ${err ? `${err.instancePath || 'the schema'} ${err.message}` : 'it does not match the draft-07 meta-schema'}`);
     }
-  });
-  const perms = o.permissions ?? { resources: [] };
-  if (!isRecord(perms)) bad('"permissions" must be an object {resources: [...]}');
-  const res = (perms as Record<string, unknown>).resources ?? [];
-  if (!Array.isArray(res)) bad('"permissions.resources" must be an array of {types, verbs, namespaces?}');
-  (res as unknown[]).forEach((g, i) => {
-    if (!isRecord(g)) bad(`permissions.resources[${i}] must be an object {types, verbs, namespaces?}`);
-    const gr = g as Record<string, unknown>;
-    if (!isStrings(gr.types) || gr.types.length === 0) bad(`permissions.resources[${i}].types must be a non-empty array of type names`);
-    if (!isStrings(gr.verbs) || gr.verbs.length === 0) bad(`permissions.resources[${i}].verbs must be a non-empty array of ${HOST_VERBS.join(', ')}`);
-    for (const v of gr.verbs as string[]) if (!(HOST_VERBS as readonly string[]).includes(v)) bad(`permissions.resources[${i}]: unknown verb "${v}"; use ${HOST_VERBS.join(', ')}`);
-    if (gr.namespaces !== undefined && !isStrings(gr.namespaces)) bad(`permissions.resources[${i}].namespaces must be an array of namespace prefixes`);
-  });
-  return {
-    ...(o as unknown as Manifest),
-    capabilities: caps as unknown as Record<string, CapabilitySpec>,
-    permissions: { resources: res as ResourceGrant[] },
-  };
+  }
+  return { ...o, permissions: { resources: o.permissions?.resources ?? [] } };
 }
 
 /** Reads and checks DIR/os0.json and compiles every capability (rootDir = DIR). */
 export async function loadAppFolder(dir: string, opts: Omit<CompileOptions, 'rootDir'> = {}): Promise<LoadedApp> {
   const root = path.resolve(dir);
-  const file = path.join(root, 'os0.json');
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new Error(code === 'ENOENT' ? `${dir}: no os0.json; an app folder needs a manifest (see CONTRACT.md "Apps")` : `${file}: cannot read it (${(e as Error).message})`);
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (e) {
-    throw new Error(`${file}: not JSON (${(e as Error).message})`);
-  }
-  const manifest = checkManifest(parsed, file);
+  const { file, bytes } = readManifestFile(dir);
+  const manifest = parseManifest(bytes, file);
   const build = async (kind: string, name: string, spec: CapabilitySpec): Promise<Program> => {
     const entry = path.join(root, spec.entry);
     if (!fs.existsSync(entry)) throw new Error(`${file}: ${kind} "${name}": entry ${spec.entry} does not exist`);
@@ -205,5 +239,38 @@ export async function loadAppFolder(dir: string, opts: Omit<CompileOptions, 'roo
   for (const [name, spec] of Object.entries(manifest.filters ?? {})) filters.set(name, { spec, program: await build('filter', name, spec) });
   const handlers = new Map<string, { spec: HandlerSpec; program: Program }>();
   for (const [name, spec] of Object.entries(manifest.handlers ?? {})) handlers.set(name, { spec, program: await build('handler', name, spec) });
-  return { dir: root, manifest, capabilities, filters, handlers };
+  const drivers = new Map<string, { spec: DriverSpec; program: Program }>();
+  for (const [name, spec] of Object.entries(manifest.drivers ?? {})) drivers.set(name, { spec, program: await build('driver', name, spec) });
+  const app: LoadedApp = { dir: root, manifest, capabilities, filters, handlers, drivers };
+  if (manifest.update) app.update = { spec: manifest.update, program: await build('update', 'update', manifest.update) };
+  return app;
+}
+
+/** Reads DIR/os0.json, refusing one over MANIFEST_BYTES_MAX before reading it. */
+export function readManifestFile(dir: string): { file: string; bytes: Buffer } {
+  const file = path.join(path.resolve(dir), 'os0.json');
+  try {
+    const size = fs.statSync(file).size;
+    if (size > MANIFEST_BYTES_MAX) throw new Error(`${file}: ${size} bytes; a manifest is limited to ${MANIFEST_BYTES_MAX / 1024} KiB`);
+    return { file, bytes: fs.readFileSync(file) };
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === undefined) throw e;
+    throw new Error(code === 'ENOENT' ? `${dir}: no os0.json; an app folder needs a manifest (see CONTRACT.md "Apps")` : `${file}: cannot read it (${(e as Error).message})`);
+  }
+}
+
+/**
+ * The bytes of an os0.json, bounded (MANIFEST_BYTES_MAX, before parsing), parsed and checked;
+ * `where` starts every error (a file name, or e.g. "package os0.json").
+ */
+export function parseManifest(bytes: Buffer, where = 'os0.json'): Manifest {
+  if (bytes.length > MANIFEST_BYTES_MAX) throw new Error(`${where}: ${bytes.length} bytes; a manifest is limited to ${MANIFEST_BYTES_MAX / 1024} KiB`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(bytes.toString('utf8'));
+  } catch (e) {
+    throw new Error(`${where}: not JSON (${(e as Error).message.split('\n')[0]})`);
+  }
+  return checkManifest(parsed, where);
 }
