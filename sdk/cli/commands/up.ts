@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Api } from '../../../core/api/server.ts';
 import { System } from '../../../core/system.ts';
+import { ADMIN_GROUP } from '../../../core/auth/permission.ts';
 import { CliError } from '../client.ts';
 
 export interface UpOptions {
@@ -73,12 +74,42 @@ export async function up(opts: UpOptions): Promise<void> {
   appFilters.attach(sandbox);
   const invoker = new Invoker(sys, sandbox);
   invoker.mount(api);
+  // The embedded registry (port + 1) takes this instance's tokens as its own; admins are its admins.
+  const { Registry } = await import('../../../registry/server/index.ts');
+  let registry: InstanceType<typeof Registry> | null = null;
   const release = async (): Promise<void> => {
     await api.close();
+    await registry?.close();
     await sandbox.close();
     await sys.close();
     unlock();
   };
+  let registryPort: number;
+  try {
+    registry = await Registry.open({
+      dir: path.join(dir, 'registry'),
+      authenticate: (token) => {
+        const actor = sys.permissions.authenticate(token);
+        return actor ? { actor: actor.name, admin: actor.groups.includes(ADMIN_GROUP) } : null;
+      },
+    });
+    registryPort = await registry.listen(port === 0 ? 0 : port + 1);
+  } catch (e) {
+    await release();
+    throw new CliError(`the embedded registry: ${(e as Error).message}`);
+  }
+  const registryUrl = `http://127.0.0.1:${registryPort}`;
+  const { Store, mountStore } = await import('../../../store/index.ts');
+  const store = await Store.open({
+    sys,
+    invoker,
+    appFilters,
+    dir: path.join(dir, 'packages'),
+    registryUrl,
+    registryKey: registry.info().keys.metadata.publicKey,
+    report: (m) => process.stderr.write(`os0: ${m}\n`),
+  });
+  mountStore(api, store);
   for (const appDir of opts.app ?? []) {
     try {
       // Compiled programs are cached in the data directory, not in the app's folder.
@@ -99,7 +130,7 @@ export async function up(opts: UpOptions): Promise<void> {
   }
   const url = `http://127.0.0.1:${bound}`;
   if (sys.core.torn) process.stderr.write(`os0: repaired a torn WAL tail in ${sys.core.torn.file}\n`);
-  process.stdout.write(`osØ ready at ${url} (data ${dir}, admin token in ${path.join(dir, 'admin.token')})\n`);
+  process.stdout.write(`osØ ready at ${url} (registry at ${registryUrl}, data ${dir}, admin token in ${path.join(dir, 'admin.token')})\n`);
   let stopping = false;
   const stop = async (sig: string) => {
     if (stopping) return;
