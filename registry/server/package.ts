@@ -47,8 +47,8 @@ export function checkPackage(tgz: Buffer, limits: RegistryLimits): CheckedPackag
     ins = inspect(tgz);
   } catch (e) {
     const msg = (e as Error).message.split('\n')[0];
-    // The reader's own bounds (entries, unpacked bytes, gzip bombs) say "the limit is …".
-    throw new RegistryError(/the limit is/.test(msg) ? 'too_large' : 'invalid', msg);
+    // The reader's own bounds (entries, unpacked bytes, gzip bombs, the manifest's size) say "the limit is …" / "limited to".
+    throw new RegistryError(/the limit is|limited to/.test(msg) ? 'too_large' : 'invalid', msg);
   }
   const { manifest, files, digest, signature } = ins;
   const what = `${manifest.name}@${manifest.version}`;
