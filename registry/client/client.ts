@@ -324,8 +324,8 @@ export class RegistryClient {
     try {
       res = await fetch(this.url + p, { method, headers, body: payload, signal: AbortSignal.timeout(this.timeoutMs) });
     } catch (e) {
-      const err = e as Error & { cause?: { code?: string } };
-      const why = err.name === 'TimeoutError' ? `no answer within ${this.timeoutMs / 1000} s` : (err.cause?.code ?? err.message);
+      const err = e as Error & { cause?: { code?: string; message?: string } };
+      const why = err.name === 'TimeoutError' ? `no answer within ${this.timeoutMs / 1000} s` : (err.cause?.code ?? err.cause?.message ?? err.message);
       throw new RegistryError(`cannot reach the registry at ${this.url} (${why}); check that it runs and the URL is right`);
     }
     if (!res.ok) {
