@@ -61,7 +61,7 @@ async function call<T = any>(R: Running, method: string, p: string, opts: { toke
   const headers: Record<string, string> = { ...opts.headers };
   const token = opts.token === undefined ? R.admin : opts.token;
   if (token) headers.authorization = `Bearer ${token}`;
-  let body: BodyInit | undefined;
+  let body: string | Uint8Array<ArrayBuffer> | undefined;
   if (opts.json !== undefined) {
     headers['content-type'] = 'application/json';
     body = JSON.stringify(opts.json);
