@@ -84,7 +84,6 @@ export async function up(opts: UpOptions): Promise<void> {
     await sys.close();
     unlock();
   };
-  let registryPort: number;
   try {
     registry = await Registry.open({
       dir: path.join(dir, 'registry'),
@@ -93,11 +92,21 @@ export async function up(opts: UpOptions): Promise<void> {
         return actor ? { actor: actor.name, admin: actor.groups.includes(ADMIN_GROUP) } : null;
       },
     });
-    registryPort = await registry.listen(port === 0 ? 0 : port + 1);
   } catch (e) {
     await release();
-    throw new CliError(`the embedded registry: ${(e as Error).message}`);
+    throw new CliError(`the embedded registry in ${path.join(dir, 'registry')}: ${(e as Error).message}`);
   }
+  // The API's port is taken first, so that "port in use" names the port the user asked for;
+  // with --port 0 the registry takes any port first, and the store is told which.
+  const listenRegistry = async (p: number): Promise<number> => {
+    try {
+      return await registry!.listen(p);
+    } catch (e) {
+      await release();
+      throw new CliError(`the embedded registry cannot use port ${p}: ${(e as Error).message.replace(/;.*$/, '')}; pass --port P with P and P+1 free`);
+    }
+  };
+  const registryPort = port === 0 ? await listenRegistry(0) : port + 1;
   const registryUrl = `http://127.0.0.1:${registryPort}`;
   const { Store, mountStore } = await import('../../../store/index.ts');
   const store = await Store.open({
@@ -128,6 +137,7 @@ export async function up(opts: UpOptions): Promise<void> {
     await release();
     throw new CliError((e as Error).message);
   }
+  if (port !== 0) await listenRegistry(registryPort);
   const url = `http://127.0.0.1:${bound}`;
   if (sys.core.torn) process.stderr.write(`os0: repaired a torn WAL tail in ${sys.core.torn.file}\n`);
   process.stdout.write(`osØ ready at ${url} (registry at ${registryUrl}, data ${dir}, admin token in ${path.join(dir, 'admin.token')})\n`);
