@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { cli, freePort, lines, ROOT, spawnCli, tempDir, type CliOptions } from '../helpers/os0.ts';
+import { cli, freePort, lines, ROOT, spawnCli, startOs0, tempDir, type CliOptions } from '../helpers/os0.ts';
 import { keyIdOf, readPublicKey } from '../../registry/package/keys.ts';
 import { RegistryClient } from '../../registry/client/index.ts';
 
@@ -117,4 +117,21 @@ describe('os0 publish against os0 registry serve', () => {
     expect(u.status, u.stderr).toBe(0);
     expect(JSON.parse(u.stdout)).toMatchObject({ version: '1.0.0', yanked: false });
   });
+});
+
+describe('os0 publish to the embedded registry of os0 up', () => {
+  it('finds it from OS0_URL (port + 1) and authenticates with the instance token', async () => {
+    const work = tempDir('publish-up-');
+    const s = await startOs0();
+    const kg = await cli(['keygen'], { cwd: work });
+    expect(kg.status, kg.stderr).toBe(0);
+    const pb = await cli(['publish', HELLO, '-o', 'json'], { cwd: work, env: { OS0_URL: s.url, OS0_TOKEN: s.token }, timeoutMs: 60_000 });
+    expect(pb.status, pb.stderr).toBe(0);
+    const r = JSON.parse(pb.stdout);
+    expect(r).toMatchObject({ name: 'hello', version: '1.0.0', keyId: kg.stdout.trim() });
+    const port = Number(new URL(s.url).port);
+    const pub = readPublicKey(path.join(work, 'publisher.pub'));
+    const pkg = await new RegistryClient({ url: `http://127.0.0.1:${port + 1}`, trust: { publisherKeys: [pub] } }).fetch('hello');
+    expect(pkg.digest).toBe(r.digest);
+  }, 90_000);
 });
