@@ -133,7 +133,7 @@ export const MANIFEST_SCHEMA = {
   reason: 'must be a JSON object',
   properties: {
     name: { type: 'string', pattern: NAME_PATTERN, reason: NAME_REASON },
-    version: { type: 'string', maxLength: 64, format: 'semver', reason: 'must be a semantic version such as "1.0.0"' },
+    version: { type: 'string', maxLength: 64, format: 'semver', reason: 'must be a semantic version such as "1.0.0" or "1.1.0-beta.1" (no leading "v", no "+build")' },
     description: str(1000),
     keywords: {
       type: 'array',
