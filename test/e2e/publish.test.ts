@@ -117,6 +117,26 @@ describe('os0 publish against os0 registry serve', () => {
     expect(u.status, u.stderr).toBe(0);
     expect(JSON.parse(u.stdout)).toMatchObject({ version: '1.0.0', yanked: false });
   });
+  it('rotate-key hands the app to a new key that keeps vouching for what the old one signed; token ls and revoke', async () => {
+    const kg = await inWork(['keygen', '--out', 'next']);
+    expect(kg.status, kg.stderr).toBe(0);
+    const [rot, ls] = await Promise.all([
+      inWork(['registry', 'rotate-key', 'hello', '--key', 'publisher.key', '--new-key', 'next/publisher.pub', '--registry', url, '--registry-token', alice]),
+      inWork(['registry', 'token', 'ls', '-o', 'json', '--registry', url, '--registry-token', admin]),
+    ]);
+    expect(rot.status, rot.stderr).toBe(0);
+    const oldId = keyIdOf(readPublicKey(path.join(work, 'publisher.pub')));
+    expect(rot.stdout).toBe(`the key of hello is now ${kg.stdout.trim()} (was ${oldId}; it keeps vouching for 1 published versions)\n`);
+    const next = readPublicKey(path.join(work, 'next', 'publisher.pub'));
+    const pkg = await new RegistryClient({ url, trust: { publisherKeys: [next] } }).fetch('hello', '1.0.0');
+    expect(pkg.keyId).toBe(oldId); // signed by the old key, kept by the rotation
+    expect(ls.status, ls.stderr).toBe(0);
+    const tokens = JSON.parse(ls.stdout) as { id: string; actor: string }[];
+    const mine = tokens.find((t) => t.actor === 'alice')!;
+    expect(alice).toContain(mine.id);
+    const rv = await inWork(['registry', 'token', 'revoke', mine.id, '--registry', url, '--registry-token', admin]);
+    expect(rv.stdout).toBe(`registry token ${mine.id} revoked\n`);
+  }, 60_000);
 });
 
 describe('os0 publish to the embedded registry of os0 up', () => {
