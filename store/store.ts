@@ -216,10 +216,11 @@ export class Store {
       try {
         const { prepared, notices } = await this.prepare(actor, name, range, 'install', false);
         this.checkExpected(prepared, opts.expect);
+        const apps = prepared.map((p) => this.describe(p));
         const commands: Command[] = [];
         for (const p of prepared) commands.push(...this.installCommands(actor, p));
         const index = await this.commit(actor, prepared, commands);
-        return { apps: prepared.map((p) => this.describe(p)), notices, index };
+        return { apps, notices, index };
       } finally {
         this.state.discard();
       }
@@ -244,11 +245,12 @@ export class Store {
         } catch (e) {
           throw new OsError('rejected', `the update migration of ${name}@${to.version} failed: ${(e as Error).message}; ${name}@${from.version} is still active and nothing was written`, 'update');
         }
+        const apps = prepared.map((p) => this.describe(p));
         const commands: Command[] = [];
         for (const p of prepared) if (p !== target) commands.push(...this.installCommands(actor, p));
         commands.push(...this.upgradeCommands(actor, current, target), ...staged.commands);
         const index = await this.commit(actor, prepared, commands);
-        return { apps: prepared.map((p) => this.describe(p)), notices, index, logs: staged.logs };
+        return { apps, notices, index, logs: staged.logs };
       } finally {
         this.state.discard();
       }
@@ -302,6 +304,7 @@ export class Store {
 
   private async prepareOrThrow(actor: Actor, name: string, range: string, action: 'install' | 'upgrade', allowDowngrade: boolean): Promise<{ prepared: Prepared[]; notices: string[] }> {
     if (typeof name !== 'string' || name === '') throw new OsError('invalid', 'name the app to install: {"app": NAME, "range"?: RANGE}');
+    if (semver.validRange(range) === null) throw new OsError('invalid', `"${range}" is not a semver range (e.g. ^1.2.0, 1.x, 2.0.1)`);
     this.sys.authorize(actor, action === 'install' ? 'create' : 'update', 'app', '');
     const installed = this.installedVersions();
     const current = installed.get(name);
