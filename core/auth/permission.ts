@@ -56,6 +56,9 @@ function nsMatches(prefix: string, ns: string): boolean {
   return prefix === '*' || prefix === '' || ns === prefix || (ns.startsWith(prefix) && ns.charCodeAt(prefix.length) === 47);
 }
 
+/** A rule's `apps` entry against `APP.CAPABILITY` (or `APP`): `*`, the app, or that capability. */
+const appMatches = (entry: string, target: string): boolean => entry === '*' || entry === target || (target.startsWith(entry) && target.charCodeAt(entry.length) === 46);
+
 export class Permissions implements Filter {
   readonly name = 'permission';
   private bySubject = new Map<string, Rule[]>();
@@ -116,7 +119,10 @@ export class Permissions implements Filter {
     return [...groups];
   }
 
-  /** Whether the actor may do `verb` on `type` in `namespace` (and, for invoke, on `app`). */
+  /**
+   * Whether the actor may do `verb` on `type` in `namespace` (and, for invoke, on `app`: `APP` or
+   * `APP.CAPABILITY`; a rule's `apps` entry `APP` covers all of APP's capabilities).
+   */
   allowed(actor: Actor, verb: Verb, type: string, namespace: string, app?: string): boolean {
     if (actor.name === SYSTEM_ACTOR) return true;
     let allow = false;
@@ -126,7 +132,7 @@ export class Permissions implements Filter {
         if (!(r.verbs.has(verb) || r.verbs.has('*'))) continue;
         if (!r.types.some((t) => typeMatches(t, type))) continue;
         if (!r.namespaces.some((n) => nsMatches(n, namespace))) continue;
-        if (r.apps && app !== undefined && !r.apps.includes(app) && !r.apps.includes('*')) continue;
+        if (r.apps && app !== undefined && !r.apps.some((a) => appMatches(a, app))) continue;
         if (r.effect === 'deny') return true;
         allow = true;
       }

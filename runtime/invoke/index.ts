@@ -130,7 +130,7 @@ export class Invoker {
   async start(actor: Actor, appName: string, capability: string, input: unknown): Promise<StartedInvocation> {
     if (typeof appName !== 'string' || appName === '') throw new OsError('invalid', 'an invocation needs {"app": NAME, "capability": NAME, "input"?: JSON}');
     if (typeof capability !== 'string' || capability === '') throw new OsError('invalid', `an invocation of ${appName} needs a "capability" name`);
-    this.sys.permissions.authorize(actor, 'invoke', 'app', '', appName);
+    this.sys.permissions.authorize(actor, 'invoke', 'app', '', `${appName}.${capability}`);
     const app = this.apps.get(appName);
     if (!app) throw new OsError('not_found', `no app "${appName}" is installed; 'os0 apps' lists the installed apps`);
     const cap = app.capabilities.get(capability);

@@ -111,7 +111,8 @@ describe('Invoker', () => {
               data: {
                 subjects: ['user:carol'],
                 rules: [
-                  { verbs: ['invoke'], types: ['app'], apps: ['nosy'] },
+                  { verbs: ['invoke'], types: ['app'], apps: ['nosy', 'boom.go'] },
+                  { effect: 'deny', verbs: ['invoke'], types: ['app'], apps: ['nosy.forbidden'] },
                   { verbs: ['get', 'list', 'create', 'update', 'delete'], types: ['*'], namespaces: ['acme'] },
                 ],
               },
@@ -172,11 +173,17 @@ describe('Invoker', () => {
     const bob = await sys.createToken(admActor, 'bob', []);
     const res = await post(bob.token, { app: 'hello', capability: 'greet', input: { name: 'x' } });
     expect(res.status).toBe(403);
-    expect((await res.json() as Json).error.message).toMatch(/bob may not invoke app \(hello\)/);
+    expect((await res.json() as Json).error.message).toMatch(/bob may not invoke app \(hello\.greet\)/);
 
-    // carol may invoke nosy only
+    // carol may invoke nosy (all of it but what a deny names) and boom's capability go only
     const carol = await sys.createToken(admActor, 'carol', []);
     expect((await post(carol.token, { app: 'hello', capability: 'greet', input: { name: 'x' } })).status).toBe(403);
+    expect((await (await post(carol.token, { app: 'boom', capability: 'go', input: { n: 1 } })).json() as Json).status).toBe('succeeded');
+    const other = await post(carol.token, { app: 'boom', capability: 'other', input: null });
+    expect(other.status).toBe(403);
+    expect((await other.json() as Json).error.message).toMatch(/carol may not invoke app \(boom\.other\)/);
+    const denied = await post(carol.token, { app: 'nosy', capability: 'forbidden', input: null });
+    expect(denied.status).toBe(403);
 
     const r404 = await post(admin, { app: 'nope', capability: 'greet' });
     expect(r404.status).toBe(404);
