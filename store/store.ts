@@ -272,7 +272,9 @@ export class Store {
       for (const type of Object.keys(d.manifest.types ?? {})) {
         const live = this.sys.core.query({ type });
         if (live.length > 0 && !opts.force) {
-          throw new OsError('conflict', `${live.length} ${type} resource${live.length === 1 ? '' : 's'} (type of ${name}) still exist${live.length === 1 ? 's' : ''}, e.g. ${live[0].namespace ? live[0].namespace + '/' : ''}${live[0].name}; delete them first, or pass --force to delete them too`);
+          const one = live.length === 1;
+          const first = `${live[0].namespace ? live[0].namespace + '/' : ''}${live[0].name}`;
+          throw new OsError('conflict', `${one ? `a ${type} resource (${first}) still exists` : `${live.length} ${type} resources (${first}, …) still exist`}, and ${name} brings the type ${type}; delete ${one ? 'it' : 'them'} first, or pass --force to delete ${one ? 'it' : 'them'} too`);
         }
         for (const r of live) commands.push({ op: 'delete', resource: { type, name: r.name, namespace: r.namespace } });
       }

@@ -103,6 +103,7 @@ describe('the store', () => {
   const trusted: KeyPair = generateKeyPair();
   const stranger: KeyPair = generateKeyPair();
   const dataDir = path.join(root, 'os0');
+  let pristine: Map<string, number>;
 
   const openStore = async (): Promise<void> => {
     appFilters = new AppFilters();
@@ -171,6 +172,7 @@ describe('the store', () => {
 
   it('installs an app and its dependency in one batch, declaring their types and capabilities', async () => {
     await sys.submit({ op: 'create', resource: { type: 'trusted-key', name: keyIdOf(trusted.publicKey), data: { kind: 'publisher', publicKey: Buffer.from(trusted.publicKey).toString('base64') } } }, admin);
+    pristine = snapshot();
     const plan = await store.plan(admin, 'top', '^1', 'install');
     expect(plan.apps.map((a) => `${a.name}@${a.version}`)).toEqual(['base@1.0.0', 'top@1.0.0']);
     expect(plan.apps[0].permissions).toEqual(WIDGETS);
@@ -277,9 +279,13 @@ describe('the store', () => {
     // The app's data (its configuration) is not what install wrote: it stays.
     expect(sys.core.get('configuration', 'counter', 'system')).toBeDefined();
 
+    await store.uninstall(admin, 'top');
+    // A widget (of base's type) exists: refused, unless forced.
+    m = await failure(store.uninstall(admin, 'base'));
+    expect(m).toBe('a widget resource (system/w1) still exists, and base brings the type widget; delete it first, or pass --force to delete it too');
+    await store.install(admin, 'top', '*');
     m = await failure(store.uninstall(admin, 'base'));
     expect(m).toContain('top@1.0.0 depends on base');
-    // Widgets of base's type exist: forced, they go with it.
     const forced = await store.uninstall(admin, 'base', { force: true });
     expect(forced.broken).toEqual(['top@1.0.0']);
     expect(sys.core.get('type', 'widget')).toBeUndefined();
@@ -287,5 +293,8 @@ describe('the store', () => {
     await store.uninstall(admin, 'top');
     expect(sys.core.query({ type: 'app' })).toEqual([]);
     for (const t of ['capability', 'handler', 'filter', 'driver', 'service', 'component', 'task-group', 'task']) expect(sys.core.query({ type: t })).toEqual([]);
+    // Everything there before the first install, and nothing else but the apps' own data and the client's memory.
+    const now = [...snapshot().keys()].filter((k) => k !== 'configuration system/counter' && k !== 'configuration system/store-client');
+    expect(now.sort()).toEqual([...pristine.keys()].sort());
   });
 });

@@ -41,11 +41,8 @@ export async function trustAdd(file: string, o: Common & { root?: boolean; descr
   const data: Record<string, unknown> = { publicKey: Buffer.from(key).toString('base64'), kind };
   if (o.description) data.description = o.description;
   const res = await new Client(o).json<{ resources: Resource[] }>('POST', '/v1/commands', { op: 'apply', resource: { type: 'trusted-key', name: keyId, data } });
-  print(f, res.resources[0], () => [
-    ['KEY', 'KIND'],
-    [keyId, kind],
-  ]);
-  if (f === 'table') process.stderr.write(`trusted ${kind} key ${keyId}\n`);
+  if (f === 'table') process.stdout.write(`trusted ${kind} key ${keyId}\n`);
+  else print(f, res.resources[0], () => []);
 }
 
 export async function trustLs(o: Common): Promise<void> {
@@ -57,7 +54,7 @@ export async function trustLs(o: Common): Promise<void> {
 export async function trustRm(keyId: string, o: Common): Promise<void> {
   const f = format(o.output);
   const res = await new Client(o).json<{ index: number }>('POST', '/v1/commands', { op: 'delete', resource: { type: 'trusted-key', name: keyId } });
-  if (f === 'table') process.stderr.write(`no longer trusting ${keyId}\n`);
+  if (f === 'table') process.stdout.write(`no longer trusting ${keyId}\n`);
   else print(f, { keyId, index: res.index }, () => []);
 }
 
