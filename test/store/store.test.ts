@@ -55,6 +55,21 @@ const apps = {
       { dependencies: { base: '^1.0.0' }, capabilities: { count: { entry: 'src/count.ts', description: 'Counts widgets' } }, permissions: WIDGETS },
       { 'src/count.ts': `export default async (_: unknown, ctx: any) => (await ctx.resources.query({ type: 'widget' })).length;` },
     ),
+  gadgets: () =>
+    writeApp(
+      'gadgets',
+      '1.0.0',
+      {
+        types: { gadget: { description: 'A gadget', observed: true } },
+        drivers: { gadgetd: { entry: 'src/driver.ts', description: 'Observes gadgets', types: ['gadget'] } },
+        permissions: { resources: [{ types: ['gadget/observed'], verbs: ['get', 'create', 'update'] }] },
+      },
+      {
+        'src/driver.ts': `export default async (ev: any, ctx: any) => {
+  if (ev.new) await ctx.commands.apply({ type: 'gadget/observed', namespace: ev.new.namespace, name: ev.new.name, data: { seen: ev.index } });
+};`,
+      },
+    ),
   wantsBase2: () => writeApp('wants-base-two', '1.0.0', { dependencies: { base: '^2.0.0' }, capabilities: {} }, {}),
   shady: () => writeApp('shady', '1.0.0', { capabilities: {} }, {}),
   needsShady: () => writeApp('needs-shady', '1.0.0', { dependencies: { shady: '1.0.0' }, capabilities: {} }, {}),
@@ -151,7 +166,7 @@ describe('the store', () => {
     registryUrl = `http://127.0.0.1:${await registry.listen(0)}`;
     publisher = new RegistryClient({ url: registryUrl, token: registry.adminToken!, trust: { publisherKeys: [] } });
     await openStore();
-    for (const dir of [apps.base1(), apps.base2(), apps.top1(), apps.wantsBase2(), apps.needsShady(), apps.counter('1.0.0', null), apps.counter('2.0.0', MIGRATE), apps.counter('3.0.0', MIGRATE_THROWS)]) {
+    for (const dir of [apps.gadgets(), apps.base1(), apps.base2(), apps.top1(), apps.wantsBase2(), apps.needsShady(), apps.counter('1.0.0', null), apps.counter('2.0.0', MIGRATE), apps.counter('3.0.0', MIGRATE_THROWS)]) {
       await publish(dir);
     }
     await publish(apps.shady(), stranger);
@@ -193,6 +208,20 @@ describe('the store', () => {
       ['base', '1.0.0', 'active'],
       ['top', '1.0.0', 'active'],
     ]);
+  });
+
+  it("runs a driver on its types' changes; uninstall takes the observed state it wrote along", async () => {
+    await store.install(admin, 'gadgets', '*');
+    expect(sys.core.get('driver', 'gadgets.gadgetd')!.data).toMatchObject({ types: ['gadget'] });
+    await sys.submit({ op: 'create', resource: { type: 'gadget', namespace: 'system', name: 'g1', data: {} } }, admin);
+    const deadline = Date.now() + 10_000;
+    while (!sys.core.get('gadget/observed', 'g1', 'system') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(sys.core.get('gadget/observed', 'g1', 'system')!.data).toEqual({ seen: sys.core.get('gadget', 'g1', 'system')!.revision });
+    expect(await failure(store.uninstall(admin, 'gadgets'))).toBe('a gadget resource (system/g1) still exists, and gadgets brings the type gadget; delete it first, or pass --force to delete it too');
+    await store.uninstall(admin, 'gadgets', { force: true });
+    for (const [t, n] of [['gadget', 'g1'], ['gadget/observed', 'g1']]) expect(sys.core.get(t, n, 'system')).toBeUndefined();
+    expect(sys.core.get('type', 'gadget')).toBeUndefined();
+    expect(sys.core.get('driver', 'gadgets.gadgetd')).toBeUndefined();
   });
 
   it('names the conflict when a dependency is installed at a version that does not satisfy', async () => {
