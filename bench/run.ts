@@ -26,6 +26,7 @@ const suites: Record<string, () => Promise<Suite>> = {
   core: () => import('./core.ts'),
   api: () => import('./api.ts'),
   sandbox: () => import('./sandbox.ts'),
+  registry: () => import('./registry.ts'),
 };
 
 /** Where suites keep their data (suites import only types from here, so they compute it too). */

@@ -39,6 +39,8 @@ export function buildSigned(app: AppRecord, issuedMs: number, ttlS: number): App
 export interface CachedMetadata {
   /** The envelope serialized, ready to send. */
   body: string;
+  /** The same as UTF-8 bytes, written straight to node's response. */
+  bytes: Buffer;
   etag: string;
   issuedMs: number;
 }
@@ -71,7 +73,8 @@ export class MetadataCache {
     if (c && t - c.issuedMs < (this.ttlS * 1000) / 2 && t >= c.issuedMs) return c;
     const env = this.sign(buildSigned(app, t, this.ttlS));
     this.signed++;
-    const fresh: CachedMetadata = { body: JSON.stringify(env), etag: `"${env.signatures[0].signature.slice(0, 27)}"`, issuedMs: t };
+    const body = JSON.stringify(env);
+    const fresh: CachedMetadata = { body, bytes: Buffer.from(body, 'utf8'), etag: `"${env.signatures[0].signature.slice(0, 27)}"`, issuedMs: t };
     this.cache.set(app.name, fresh);
     return fresh;
   }

@@ -1,5 +1,6 @@
 /** The HTTP routes of PROTOCOL.md on a Hono app (mountable: it knows nothing of the server under it). */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { Hono, type Context } from 'hono';
 import { readBody, readJson } from './body.ts';
 import { asRegistryError, RegistryError } from './errors.ts';
@@ -57,9 +58,18 @@ export function routes(r: Registry): Hono {
     return c.json(await r.publish(tgz, caller, c.req.header('x-os0-public-key') ?? undefined), 201);
   });
 
+  // The hot read: served from the cache; under node, written straight to the response (no
+  // Response object, no header copies), which roughly doubles the GETs a core answers.
   app.get('/v1/apps/:name', (c) => {
     const m = r.metadataOf(c.req.param('name'));
-    if (c.req.header('if-none-match') === m.etag) return c.body(null, 304, { etag: m.etag });
+    const outgoing = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
+    const fresh = c.req.header('if-none-match') === m.etag;
+    if (outgoing && !outgoing.headersSent) {
+      if (fresh) outgoing.writeHead(304, { etag: m.etag }).end();
+      else outgoing.writeHead(200, { 'content-type': JSON_TYPE['content-type'], 'content-length': m.bytes.length, etag: m.etag, 'cache-control': 'no-cache' }).end(m.bytes);
+      return RESPONSE_ALREADY_SENT;
+    }
+    if (fresh) return c.body(null, 304, { etag: m.etag });
     return c.body(m.body, 200, { ...JSON_TYPE, etag: m.etag, 'cache-control': 'no-cache' });
   });
 
