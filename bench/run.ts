@@ -27,6 +27,7 @@ const suites: Record<string, () => Promise<Suite>> = {
   api: () => import('./api.ts'),
   sandbox: () => import('./sandbox.ts'),
   registry: () => import('./registry.ts'),
+  store: () => import('./store.ts'),
 };
 
 /** Where suites keep their data (suites import only types from here, so they compute it too). */
