@@ -22,7 +22,9 @@ export const TYPE_NAME_PATTERN = '^[a-z](?:[a-z0-9.-]{0,61}[a-z0-9])?$';
 const TYPE_REASON = "must be a type name: lowercase letters, digits, '-' and '.', starting with a letter (1-63)";
 const TYPE_OR_OBSERVED = '^[a-z](?:[a-z0-9.-]{0,61}[a-z0-9])?(?:/observed)?$';
 const GRANT_TYPE = '^(?:\\*|[a-z](?:[a-z0-9.-]{0,61}[a-z0-9])?)(?:/observed)?$';
-const VERBS = ['get', 'list', 'create', 'update', 'delete'];
+/** The verbs an app may be granted on resources through its host calls. */
+export const HOST_VERBS = ['get', 'list', 'create', 'update', 'delete'] as const;
+const VERBS = [...HOST_VERBS];
 
 const str = (maxLength: number, extra: Record<string, unknown> = {}) => ({ type: 'string', maxLength, ...extra });
 const nonNeg = { type: 'number', minimum: 0 };
@@ -125,7 +127,6 @@ const service = closed(
 
 export const MANIFEST_SCHEMA = {
   $schema: 'http://json-schema.org/draft-07/schema#',
-  $id: 'https://os0.dev/schemas/os0.json',
   title: 'osØ app manifest (os0.json)',
   type: 'object',
   additionalProperties: false,

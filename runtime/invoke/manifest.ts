@@ -9,13 +9,12 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import semver from 'semver';
 import { BUILTIN_TYPES } from '../../core/types/builtin.ts';
 import { compile, type CompileOptions, type Program } from '../sandbox/index.ts';
-import { MANIFEST_BYTES_MAX, MANIFEST_SCHEMA } from './manifest.schema.ts';
+import { HOST_VERBS, MANIFEST_BYTES_MAX, MANIFEST_SCHEMA } from './manifest.schema.ts';
 
-export { MANIFEST_BYTES_MAX, MANIFEST_SCHEMA } from './manifest.schema.ts';
+export { MANIFEST_BYTES_MAX, MANIFEST_SCHEMA, HOST_VERBS } from './manifest.schema.ts';
 
 /** A verb an app may be granted on resources through its host calls. */
-export type HostVerb = 'get' | 'list' | 'create' | 'update' | 'delete';
-export const HOST_VERBS: readonly HostVerb[] = ['get', 'list', 'create', 'update', 'delete'];
+export type HostVerb = (typeof HOST_VERBS)[number];
 
 export interface ResourceGrant {
   /** Type names; '*' is every type of desired state, '*\/observed' every observed one. */
@@ -120,8 +119,6 @@ ajv.addFormat('semver-range', { type: 'string', validate: (v: string) => semver.
 let validator: ValidateFunction | null = null;
 /** Compiled on first use, once. */
 const validateManifest = (m: unknown): boolean => (validator ??= ajv.compile(MANIFEST_SCHEMA))(m);
-/** Checks apps' type schemas like core's schema filter would compile them. */
-const typeSchemas = new Ajv({ strict: false, allowUnionTypes: true });
 
 const IDENT = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 
@@ -209,15 +206,19 @@ export function checkManifest(m: unknown, where = 'os0.json'): Manifest {
   if (o.dependencies && Object.hasOwn(o.dependencies, o.name)) bad(`dependencies.${o.name}: an app may not depend on itself; remove it`);
   for (const [name, t] of Object.entries(o.types ?? {})) {
     if (Object.hasOwn(BUILTIN_TYPES, name)) bad(`types.${name}: "${name}" is a built-in type; an app cannot redefine it, choose another name`);
-    if (t.schema && !typeSchemas.validateSchema(t.schema)) {
-      const err = typeSchemas.errors?.[0];
-      bad(`types.${name}.schema is not a valid JSON Schema: ${err ? `${err.instancePath || 'the schema'} ${err.message}` : 'it does not match the draft-07 meta-schema'}`);
+    if (t.schema) {
+      // Compiled as core's schema filter will compile it on install (a fresh Ajv: nothing cached across apps).
+      try {
+        new Ajv({ strict: false, allowUnionTypes: true }).compile(t.schema);
+      } catch (e) {
+        bad(`types.${name}.schema is not a valid JSON Schema (draft-07): ${(e as Error).message.split('\n')[0]}`);
+      }
     }
   }
   return { ...o, permissions: { resources: o.permissions?.resources ?? [] } };
 }
 
-/** Reads and checks DIR/os0.json and compiles every capability (rootDir = DIR). */
+/** Reads and checks DIR/os0.json and compiles every program: capabilities, filters, handlers, drivers, update (rootDir = DIR). */
 export async function loadAppFolder(dir: string, opts: Omit<CompileOptions, 'rootDir'> = {}): Promise<LoadedApp> {
   const root = path.resolve(dir);
   const { file, bytes } = readManifestFile(dir);

@@ -119,7 +119,12 @@ describe('checkManifest', () => {
     [{ ...base(), types: { Thing: {} } }, `os0.json: "types": name "Thing" must be a type name: lowercase letters, digits, '-' and '.', starting with a letter (1-63)`],
     [{ ...base(), types: { secret: {} } }, 'os0.json: types.secret: "secret" is a built-in type; an app cannot redefine it, choose another name'],
     [{ ...base(), types: { thing: { scope: 'galaxy' } } }, 'os0.json: types.thing.scope must be one of namespaced, cluster, not "galaxy"'],
-    [{ ...base(), types: { thing: { schema: { type: 'nothing' } } } }, /^os0\.json: types\.thing\.schema is not a valid JSON Schema: \/type must be/],
+    [{ ...base(), types: { thing: { schema: { type: 'nothing' } } } }, /^os0\.json: types\.thing\.schema is not a valid JSON Schema \(draft-07\): schema is invalid: data\/type must be/],
+    [{ ...base(), types: { thing: { schema: { $ref: '#/nowhere' } } } }, `os0.json: types.thing.schema is not a valid JSON Schema (draft-07): can't resolve reference #/nowhere from id #`],
+    [
+      { ...base(), types: { thing: { schema: { $schema: 'https://json-schema.org/draft/2020-12/schema' } } } },
+      'os0.json: types.thing.schema is not a valid JSON Schema (draft-07): no schema with key or ref "https://json-schema.org/draft/2020-12/schema"',
+    ],
     // services
     [{ ...base(), services: { web: { command: [] } } }, 'os0.json: services.web.command must be a non-empty array of strings (argv, e.g. ["node", "server.js"]) (it has 0)'],
     [{ ...base(), services: { web: { replicas: 1 } } }, /^os0\.json: services\.web\.command must be a non-empty array of strings .* \(it is missing\)$/],
