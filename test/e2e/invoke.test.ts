@@ -46,6 +46,6 @@ describe('os0 invoke', () => {
     const t = await os0(['token', 'create', 'mallory']);
     const r = await cliFor(s, t.stdout.trim())(['invoke', 'hello.greet']);
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/rejected by permission: mallory may not invoke app \(hello\)/);
+    expect(r.stderr).toMatch(/rejected by permission: mallory may not invoke app \(hello\.greet\)/);
   });
 });
