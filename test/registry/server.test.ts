@@ -528,6 +528,29 @@ describe('registry server: search, tokens, limits', () => {
     expect(r.headers.get('retry-after')).toBe('1');
   });
 
+  it('coalesces the metadata writes of concurrent publishes, and all of them land', async () => {
+    const R = await start();
+    const key = generateKeyPair();
+    const pub = b64(key.publicKey);
+    const before = R.reg.store.writes;
+    const results = await Promise.all(Array.from({ length: 24 }, (_, i) => R.reg.publish(makePackage(`many-${'abcdefghjkpqstuxyz'[i % 18]}${'abcdefghjkpqstuxyz'[Math.floor(i / 18)]}`, '1.0.0', key), { actor: 'admin', admin: true }, pub)));
+    expect(results.length).toBe(24);
+    expect(R.reg.store.writes - before).toBeLessThan(24);
+    const onDisk = JSON.parse(fs.readFileSync(path.join(R.dir, 'registry.json'), 'utf8'));
+    for (const r of results) expect(onDisk.apps[r.name].versions['1.0.0'].digest).toBe(r.digest);
+  });
+
+  it('an embedding may accept its own tokens', async () => {
+    const R = await start({ authenticate: (t) => (t === 'instance-admin' ? { actor: 'root', admin: true } : t === 'instance-user' ? { actor: 'ivy', admin: false } : null) });
+    const key = generateKeyPair();
+    expect((await publish(R, makePackage('embedded', '1.0.0', key), key, 'instance-user')).status).toBe(201);
+    expect((await call<MetadataEnvelope>(R, 'GET', '/v1/apps/embedded')).body.signed.owner).toBe('ivy');
+    expect((await call(R, 'POST', '/v1/tokens', { token: 'instance-admin', json: { actor: 'judy' } })).status).toBe(201);
+    expect(refused(await call(R, 'POST', '/v1/tokens', { token: 'instance-user', json: { actor: 'judy' } }), 403)).toMatch(/yourself only/);
+    expect(refused(await call(R, 'GET', '/v1/tokens', { token: 'someone-else' }), 401)).toMatch(/not valid/);
+    expect((await call(R, 'GET', '/v1/tokens')).status).toBe(200); // the registry's own admin token still works
+  });
+
   it('GET /healthz and unknown routes', async () => {
     const R = await start();
     expect((await call(R, 'GET', '/healthz', { token: null })).body).toEqual({ ok: true });
