@@ -163,6 +163,7 @@ export class Registry {
       await this.store.save();
     } catch (e) {
       undo();
+      this.metadata.invalidate(app.name); // a GET meanwhile may have cached the undone change
       throw new RegistryError('internal', `cannot write ${path.join(this.dir, 'registry.json')}: ${(e as Error).message}`);
     }
     this.metadata.invalidate(app.name);
@@ -227,7 +228,7 @@ export class Registry {
         ...(typeof m.license === 'string' ? { license: m.license } : {}),
         dependencies: m.dependencies && typeof m.dependencies === 'object' ? { ...m.dependencies } : {},
       };
-      // Every entry must hold the blob's hex: a download names the blob by its integrity.
+      // The blob is durable; now the metadata (a download finds the blob by the entry's integrity).
       let undo: () => void;
       if (!app) {
         app = { name, owner: caller.actor, created: entry.published, keys: [key], versions: { [version]: entry } };
