@@ -104,7 +104,6 @@ const rotation = (app: string, from: KeyPair, to: KeyPair, keep: string[], signe
 describe('registry server: publishing', () => {
   let R: Running;
   const alice = generateKeyPair();
-  const bob = generateKeyPair();
   let aliceToken: string;
   let bobToken: string;
 
@@ -204,7 +203,6 @@ describe('registry server: publishing', () => {
     expect(refused(await call(R, 'POST', '/v1/apps/alices/versions/1.0.0/yank', { token: bobToken, json: { yanked: true } }), 403)).toMatch(/belongs to alice/);
     // the admin may publish for the owner (still with the app's key)
     expect((await publish(R, makePackage('alices', '1.1.0', key))).status).toBe(201);
-    void bob;
   });
 
   it('refuses uppercase names and names confusable with an existing app', async () => {
