@@ -7,7 +7,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, cliFor, client, ROOT, startOs0, tempDir, type CliResult, type Os0 } from '../helpers/os0.ts';
+import { spawn } from 'node:child_process';
+import { BIN, cleanEnv, cli, cliFor, client, NODE, ROOT, startOs0, tempDir, type CliResult, type Os0 } from '../helpers/os0.ts';
 
 const SAMPLES = path.join(ROOT, 'samples');
 
@@ -133,6 +134,42 @@ describe('os0 install, upgrade, uninstall', () => {
     expect((await json(['apps'])).map((a: any) => a.name)).toEqual(['notes', 'notes-stats']);
     expect((await c.get('/v1/resources?type=capability')).body.map((r: any) => r.name).sort()).toEqual(['notes-stats.count', 'notes.add', 'notes.list']);
     expect(await refused(['invoke', 'counter.bump', '--input', '{}'])).toMatch(/no app "counter" is installed/);
+  });
+
+  it('on a terminal, shows the permissions and asks: n cancels and installs nothing, y installs', async () => {
+    await ok(['publish', path.join(SAMPLES, 'hello'), '--key', path.join(work, 'publisher.key')]);
+    // `script` gives the CLI a real terminal; the answer is typed once the question is on screen.
+    const onTerminal = (answer: string): Promise<{ status: number | null; screen: string }> =>
+      new Promise((resolve, reject) => {
+        const cmd = `'${NODE}' '${BIN}' install hello@1.0.0`;
+        const child = spawn('script', ['-qec', cmd, '/dev/null'], { cwd: work, env: { ...cleanEnv(), OS0_URL: s.url, OS0_TOKEN: s.token }, stdio: ['pipe', 'pipe', 'pipe'] });
+        let screen = '';
+        let answered = false;
+        const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+        child.stdout!.on('data', (b: Buffer) => {
+          screen += b.toString();
+          if (!answered && screen.includes('[y/N]')) {
+            answered = true;
+            child.stdin!.write(`${answer}\r`);
+          }
+        });
+        child.once('error', reject);
+        child.once('close', (status) => {
+          clearTimeout(timer);
+          resolve({ status, screen });
+        });
+      });
+    const no = await onTerminal('n');
+    expect(no.screen).toContain('install hello@1.0.0  (signed by');
+    expect(no.screen).toContain('asks for no permissions on resources');
+    expect(no.screen).toContain('Install this app with these permissions? [y/N]');
+    expect(no.screen).toContain('os0: cancelled; nothing was installed');
+    expect(no.status).toBe(1);
+    expect((await json(['apps'])).map((a: any) => a.name)).not.toContain('hello');
+    const yes = await onTerminal('y');
+    expect(yes.screen).toContain('installed hello@1.0.0');
+    expect(yes.status).toBe(0);
+    expect(await json(['invoke', 'hello.greet', '--input', '{"name": "tty"}'])).toEqual({ greeting: 'hello, tty' });
   });
 
   it('says what to do on bad input', async () => {
