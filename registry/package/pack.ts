@@ -12,7 +12,6 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import nacl from 'tweetnacl';
 import { parseManifest, readManifestFile, type CapabilitySpec, type Manifest } from '../../runtime/invoke/manifest.ts';
-import { compile } from '../../runtime/sandbox/index.ts';
 import { keyIdOf, publicKeyOf } from './keys.ts';
 import { gzip, readPackage, writeTar, MAX_PACKED_BYTES } from './tar.ts';
 
@@ -85,6 +84,9 @@ export interface Verified {
   keyId: string;
 }
 
+/** esbuild loads only when something is compiled: reading and verifying packages never needs it. */
+const compiler = async () => (await import('../../runtime/sandbox/compile.ts')).compile;
+
 const sha256 = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
 
 /** The bundle path of a program: bundles/KIND/NAME.js (its map: the same + .map). */
@@ -132,7 +134,7 @@ export async function pack(dir: string, opts: PackOptions = {}): Promise<PackRes
     progress(`compiling ${single} ${name} (${spec.entry})`);
     let program;
     try {
-      program = await compile(entry, { rootDir: root, cacheDir: opts.cacheDir });
+      program = await (await compiler())(entry, { rootDir: root, cacheDir: opts.cacheDir });
     } catch (e) {
       throw new Error(`${manifest.name}.${name} does not compile: ${(e as Error).message}`);
     }

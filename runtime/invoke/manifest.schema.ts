@@ -7,8 +7,7 @@
  * `semver-range` (semver.validRange), and the annotation `reason`: the words an error on that
  * node says after its path (`{value}` is replaced by the offending value).
  */
-import { MAX_LIMITS } from '../sandbox/index.ts';
-import { MIN_MEMORY_MB } from '../sandbox/protocol.ts';
+import { MAX_LIMITS, MIN_MEMORY_MB } from '../sandbox/protocol.ts';
 
 /** Longest os0.json accepted, in bytes: checked before parsing. */
 export const MANIFEST_BYTES_MAX = 64 * 1024;

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import semver from 'semver';
 import { BUILTIN_TYPES } from '../../core/types/builtin.ts';
-import { compile, type CompileOptions, type Program } from '../sandbox/index.ts';
+import type { CompileOptions, Program } from '../sandbox/index.ts';
 import { HOST_VERBS, MANIFEST_BYTES_MAX, MANIFEST_SCHEMA } from './manifest.schema.ts';
 
 export { MANIFEST_BYTES_MAX, MANIFEST_SCHEMA, HOST_VERBS } from './manifest.schema.ts';
@@ -228,7 +228,8 @@ export async function loadAppFolder(dir: string, opts: Omit<CompileOptions, 'roo
     if (!fs.existsSync(entry)) throw new Error(`${file}: ${kind} "${name}": entry ${spec.entry} does not exist`);
     let p: Program;
     try {
-      p = await compile(entry, { ...opts, rootDir: root });
+      // esbuild loads only when a folder is compiled: checking manifests never needs it.
+      p = await (await import('../sandbox/compile.ts')).compile(entry, { ...opts, rootDir: root });
     } catch (e) {
       throw new Error(`${manifest.name}.${name} does not compile: ${(e as Error).message}`);
     }
