@@ -155,7 +155,7 @@ export async function run({ report }: SuiteOptions): Promise<void> {
   const { generateKeyPair, keyIdOf } = await import('../registry/package/keys.ts');
   const { forgetCompiled } = await import('../runtime/sandbox/compile.ts');
   const { Registry } = await import('../registry/server/index.ts');
-  const { privateKeyObject, signDetached } = await import('../registry/server/ed25519.ts');
+  const { privateKeyObject, signDetached } = await import('../registry/package/ed25519.ts');
   const { RegistryClient } = await import('../registry/client/index.ts');
   const target = (name: string, ok: boolean, note: string): void => report(`target: ${name}`, ok ? 1 : 0, 'pass', note);
 

@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import semver from 'semver';
 import nacl from 'tweetnacl';
 import { keyIdOf, publicKeyOf } from '../package/keys.ts';
-import { inspect, verify } from '../package/pack.ts';
+import { inspect, verifyInspected, type Inspected } from '../package/pack.ts';
 import { MAX_PACKED_BYTES } from '../package/tar.ts';
 import { MemoryClientState, normalizeUrl } from './state.ts';
 import type {
@@ -148,13 +148,15 @@ export class RegistryClient {
       throw new RegistryError(`${what}: the downloaded package does not match the signed metadata (integrity ${integrity}, expected ${entry.integrity}): it was altered by the registry or on the way; refusing it`);
     }
     progress(`verifying ${what}`);
-    const signer = packageSigner(tgz, what);
+    const inspected = inspectOrRefuse(tgz, what);
+    if (!inspected.signature) throw new RegistryError(`${what} is not signed: refusing it`);
+    const signer = inspected.signature.keyId;
     const signerEntry = lastEntry(metadata.keys, signer);
     if (!signerEntry) throw new RegistryError(`${what} is signed by key ${signer}, which is not in the app's key chain: refusing it`);
     if (signer !== entry.keyId) throw new RegistryError(`${what} is signed by key ${signer}, but the signed metadata says ${entry.keyId}: refusing it`);
     let verified;
     try {
-      verified = verify(tgz, [decodeBase64(signerEntry.publicKey, nacl.sign.publicKeyLength)!]);
+      verified = verifyInspected(inspected, [decodeBase64(signerEntry.publicKey, nacl.sign.publicKeyLength)!]);
     } catch (e) {
       throw new RegistryError(`${(e as Error).message}: refusing it`);
     }
@@ -407,16 +409,13 @@ function lastEntry(keys: KeyEntry[], keyId: string): KeyEntry | undefined {
   return undefined;
 }
 
-/** The key id in the package's signature.json (checked against the chain before verify()). */
-function packageSigner(tgz: Buffer, what: string): string {
-  let s;
+/** The package unpacked and its structure checked (the signer is checked against the chain next). */
+function inspectOrRefuse(tgz: Buffer, what: string): Inspected {
   try {
-    s = inspect(tgz).signature;
+    return inspect(tgz);
   } catch (e) {
     throw new RegistryError(`${what}: ${(e as Error).message}: refusing it`);
   }
-  if (!s) throw new RegistryError(`${what} is not signed: refusing it`);
-  return s.keyId;
 }
 
 function checkPublicKey(k: Uint8Array): Uint8Array {

@@ -5,6 +5,7 @@
  */
 import nacl from 'tweetnacl';
 import { canonicalJson } from '../canonical.ts';
+import { verifyDetached } from '../package/ed25519.ts';
 import { keyIdOf, publicKeyOf } from '../package/keys.ts';
 import type { AppMetadata, KeyEntry, KeyRecord, MetadataEnvelope, TrustPolicy, VerifiedMetadata } from './types.ts';
 
@@ -75,7 +76,7 @@ export function checkEnvelope(envelope: unknown, app: string, metadataKey: Uint8
   } catch (e) {
     throw new Error(`${where}: cannot canonicalise it (${(e as Error).message})`);
   }
-  if (!sig || !nacl.sign.detached.verify(message, sig, metadataKey)) {
+  if (!sig || !verifyDetached(message, sig, metadataKey)) {
     throw new Error(`${where}: the signature by registry key ${keyId} does not verify (altered by the registry or on the way): refusing it`);
   }
   return envelope.signed as unknown as AppMetadata;
@@ -126,7 +127,7 @@ export function checkChain(app: string, keys: KeyEntry[], trust: TrustPolicy): s
     const sig = decodeBase64(r.signature, nacl.sign.signatureLength);
     if (r.type === ROTATION) {
       const prevKey = decodeBase64(prev.publicKey, nacl.sign.publicKeyLength)!;
-      if (!sig || !nacl.sign.detached.verify(recordMessage(r), sig, prevKey)) throw new Error(`${what}: the rotation record is not signed by ${prev.keyId}: refusing it`);
+      if (!sig || !verifyDetached(recordMessage(r), sig, prevKey)) throw new Error(`${what}: the rotation record is not signed by ${prev.keyId}: refusing it`);
     } else if (r.type === RECOVERY) {
       const root = (trust.rootKeys ?? []).find((rk) => keyIdOf(rk) === r.rootKeyId);
       if (!root) {
@@ -134,7 +135,7 @@ export function checkChain(app: string, keys: KeyEntry[], trust: TrustPolicy): s
           `${what} is a recovery on ${day(r.time)} signed by root key ${String(r.rootKeyId)}, which is not trusted (add the registry's root.pub with os0 trust add --root)`,
         );
       }
-      if (!sig || !nacl.sign.detached.verify(recordMessage(r), sig, root)) throw new Error(`${what}: the recovery record does not verify with root key ${r.rootKeyId}: refusing it`);
+      if (!sig || !verifyDetached(recordMessage(r), sig, root)) throw new Error(`${what}: the recovery record does not verify with root key ${r.rootKeyId}: refusing it`);
       notices.push(`the key of ${app} was replaced by the registry operator's root key on ${day(r.time)}`);
     } else {
       throw new Error(`${what}: unknown record type ${JSON.stringify(r.type)}: refusing it`);

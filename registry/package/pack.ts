@@ -12,6 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import nacl from 'tweetnacl';
 import { parseManifest, readManifestFile, type CapabilitySpec, type Manifest } from '../../runtime/invoke/manifest.ts';
+import { verifyDetached } from './ed25519.ts';
 import { keyIdOf, publicKeyOf } from './keys.ts';
 import { gzip, readPackage, writeTar, MAX_PACKED_BYTES } from './tar.ts';
 
@@ -215,12 +216,17 @@ export function inspect(tgz: string | Buffer): Inspected {
 
 /** inspect(), then checks the signature against the trusted public keys. */
 export function verify(tgz: string | Buffer, trustedKeys: Uint8Array[]): Verified {
-  const { manifest, files, digest, signature } = inspect(tgz);
+  return verifyInspected(inspect(tgz), trustedKeys);
+}
+
+/** verify() for a package inspect() has read already (one unpack, one manifest check). */
+export function verifyInspected(inspected: Inspected, trustedKeys: Uint8Array[]): Verified {
+  const { manifest, files, digest, signature } = inspected;
   const what = `package ${manifest.name}@${manifest.version}`;
   if (!signature) throw new Error(`${what} is not signed`);
   const key = trustedKeys.find((k) => keyIdOf(k) === signature.keyId);
   if (!key) throw new Error(`${what} is signed by key ${signature.keyId}, which is not trusted (add its .pub with os0 trust add)`);
-  const ok = nacl.sign.detached.verify(signedMessage(digest), new Uint8Array(Buffer.from(signature.signature, 'base64')), key);
+  const ok = verifyDetached(signedMessage(digest), Buffer.from(signature.signature, 'base64'), key);
   if (!ok) throw new Error(`${what}: the signature by key ${signature.keyId} does not verify`);
   return { manifest, files, digest, keyId: signature.keyId };
 }

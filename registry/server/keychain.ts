@@ -6,7 +6,7 @@
 import { canonicalJson } from '../canonical.ts';
 import { keyIdOf } from '../package/keys.ts';
 import type { KeyEntry, KeyRecord } from '../client/types.ts';
-import { verifyDetached } from './ed25519.ts';
+import { verifyDetached } from '../package/ed25519.ts';
 import { RegistryError } from './errors.ts';
 
 export const ROTATION = 'os0-key-rotation-v1';

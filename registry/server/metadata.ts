@@ -7,7 +7,7 @@ import type { KeyObject } from 'node:crypto';
 import semver from 'semver';
 import { canonicalJson } from '../canonical.ts';
 import type { AppMetadata, MetadataEnvelope, VersionEntry } from '../client/types.ts';
-import { signDetached } from './ed25519.ts';
+import { signDetached } from '../package/ed25519.ts';
 import type { AppRecord } from './store.ts';
 
 export const METADATA_PREFIX = 'os0-registry-metadata-v1:';

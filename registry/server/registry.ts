@@ -10,7 +10,7 @@ import type { Hono } from 'hono';
 import semver from 'semver';
 import type { KeyEntry, PublishResult, RegistryInfo, SearchResult, VersionEntry } from '../client/types.ts';
 import { keyIdOf } from '../package/keys.ts';
-import { privateKeyObject, verifyDetached } from './ed25519.ts';
+import { privateKeyObject, verifyDetached } from '../package/ed25519.ts';
 import { RegistryError } from './errors.ts';
 import { checkRecord, currentKey } from './keychain.ts';
 import { loadKeys, type RegistryKeys } from './keys.ts';

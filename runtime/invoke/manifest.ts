@@ -118,6 +118,9 @@ ajv.addFormat('semver', { type: 'string', validate: (v: string) => semver.valid(
 ajv.addFormat('semver-range', { type: 'string', validate: (v: string) => semver.validRange(v) !== null });
 let validator: ValidateFunction | null = null;
 /** Compiled on first use, once. */
+/** Type schemas (as JSON text) known to compile; bounded. */
+const schemasCompiled = new Set<string>();
+const SCHEMAS_COMPILED_MAX = 512;
 const validateManifest = (m: unknown): boolean => (validator ??= ajv.compile(MANIFEST_SCHEMA))(m);
 
 const IDENT = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
@@ -207,11 +210,18 @@ export function checkManifest(m: unknown, where = 'os0.json'): Manifest {
   for (const [name, t] of Object.entries(o.types ?? {})) {
     if (Object.hasOwn(BUILTIN_TYPES, name)) bad(`types.${name}: "${name}" is a built-in type; an app cannot redefine it, choose another name`);
     if (t.schema) {
-      // Compiled as core's schema filter will compile it on install (a fresh Ajv: nothing cached across apps).
-      try {
-        new Ajv({ strict: false, allowUnionTypes: true }).compile(t.schema);
-      } catch (e) {
-        bad(`types.${name}.schema is not a valid JSON Schema (draft-07): ${(e as Error).message.split('\n')[0]}`);
+      // Compiled as core's schema filter will compile it on install (a fresh Ajv: nothing cached
+      // across apps). A fresh Ajv costs tens of ms, and the same schema is checked again at every
+      // step of an install: remember the texts that compiled.
+      const text = JSON.stringify(t.schema);
+      if (!schemasCompiled.has(text)) {
+        try {
+          new Ajv({ strict: false, allowUnionTypes: true }).compile(t.schema);
+        } catch (e) {
+          bad(`types.${name}.schema is not a valid JSON Schema (draft-07): ${(e as Error).message.split('\n')[0]}`);
+        }
+        if (schemasCompiled.size >= SCHEMAS_COMPILED_MAX) schemasCompiled.clear();
+        schemasCompiled.add(text);
       }
     }
   }
