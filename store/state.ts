@@ -1,6 +1,6 @@
 /**
- * What the registry client remembers for this instance (rollback protection, the pinned
- * registry key), kept in the resource `configuration system/store-client`. Acceptances made
+ * What the registry client remembers for this instance (rollback protection, each app's key
+ * chain, the pinned registry key), kept in the resource `configuration system/store-client`. Acceptances made
  * while planning an install are held aside and written in the install's own batch, so an
  * install that fails leaves them unrecorded.
  */
@@ -15,12 +15,14 @@ export const STATE_NAME = 'store-client';
 interface Persisted {
   pinned: Record<string, string>;
   accepted: Record<string, string>;
+  chains: Record<string, string[]>;
 }
 
 export class StoreClientState implements ClientState {
   private readonly core: Core;
   private readonly pendingAccepted = new Map<string, string>();
   private readonly pendingPins = new Map<string, string>();
+  private readonly pendingChains = new Map<string, string[]>();
 
   constructor(core: Core) {
     this.core = core;
@@ -28,7 +30,7 @@ export class StoreClientState implements ClientState {
 
   private persisted(): Persisted {
     const d = this.core.get('configuration', STATE_NAME, STATE_NAMESPACE)?.data as Partial<Persisted> | undefined;
-    return { pinned: { ...(d?.pinned ?? {}) }, accepted: { ...(d?.accepted ?? {}) } };
+    return { pinned: { ...(d?.pinned ?? {}) }, accepted: { ...(d?.accepted ?? {}) }, chains: { ...(d?.chains ?? {}) } };
   }
 
   highestAccepted(app: string): string | null {
@@ -43,6 +45,14 @@ export class StoreClientState implements ClientState {
     if (!h || semver.gt(version, h)) this.pendingAccepted.set(app, version);
   }
 
+  acceptedChain(app: string): string[] | null {
+    return this.pendingChains.get(app) ?? this.persisted().chains[app] ?? null;
+  }
+
+  acceptChain(app: string, keyIds: string[]): void {
+    this.pendingChains.set(app, [...keyIds]);
+  }
+
   pinnedKey(url: string): string | null {
     return this.pendingPins.get(url) ?? this.persisted().pinned[url] ?? null;
   }
@@ -53,15 +63,17 @@ export class StoreClientState implements ClientState {
 
   /** The command that records what is pending, or null; call discard() or committed() after. */
   command(): Command | null {
-    if (this.pendingAccepted.size === 0 && this.pendingPins.size === 0) return null;
+    if (this.pendingAccepted.size === 0 && this.pendingPins.size === 0 && this.pendingChains.size === 0) return null;
     const p = this.persisted();
     for (const [k, v] of this.pendingPins) p.pinned[k] = v;
     for (const [k, v] of this.pendingAccepted) if (!p.accepted[k] || semver.gt(v, p.accepted[k])) p.accepted[k] = v;
+    for (const [k, v] of this.pendingChains) p.chains[k] = v;
     return { op: 'apply', resource: { type: 'configuration', namespace: STATE_NAMESPACE, name: STATE_NAME, data: p } };
   }
 
   discard(): void {
     this.pendingAccepted.clear();
     this.pendingPins.clear();
+    this.pendingChains.clear();
   }
 }

@@ -31,7 +31,7 @@ import type {
   VerifiedMetadata,
   VersionEntry,
 } from './types.ts';
-import { decodeBase64, signRecovery, signRotation, verifyMetadata, vouches } from './verify.ts';
+import { decodeBase64, extendsChain, signRecovery, signRotation, trustReaches, verifyMetadata, vouches } from './verify.ts';
 
 /** JSON answers larger than this are refused (metadata of an app with thousands of versions fits). */
 const MAX_JSON_BYTES = 16 * 1024 * 1024;
@@ -134,11 +134,11 @@ export class RegistryClient {
     if (highest && semver.valid(highest) && semver.lt(entry.version, highest) && !opts.allowRollback) {
       throw new RegistryError(`${what} is older than ${highest}, installed before: refusing a rollback (pass --allow-downgrade)`);
     }
-    const chainKeys = new Set(metadata.keys.map((k) => k.keyId));
-    const trusted = trust.publisherKeys.map(keyIdOf);
-    if (!trusted.some((id) => chainKeys.has(id))) {
-      throw new RegistryError(`${name} is signed by key ${entry.keyId}, which is not trusted (add its .pub with os0 trust add)`);
-    }
+    const chain = metadata.keys.map((k) => k.keyId);
+    const rewritten = extendsChain(name, this.state.acceptedChain(name), chain);
+    if (rewritten) throw new RegistryError(rewritten);
+    const untrusted = trustReaches(name, entry.version, metadata.keys, entry.keyId, new Set(trust.publisherKeys.map(keyIdOf)));
+    if (untrusted) throw new RegistryError(untrusted);
     const why = vouches(name, entry.version, metadata.keys, entry.keyId, entry.digest);
     if (why) throw new RegistryError(why);
 
@@ -165,6 +165,7 @@ export class RegistryClient {
       throw new RegistryError(`${what}: the package is ${verified.manifest.name}@${verified.manifest.version}: refusing it`);
     }
     await this.state.accepted(name, entry.version);
+    await this.state.acceptChain(name, chain);
     progress(`${what} verified (digest ${entry.digest}, key ${signer})`);
     return {
       name,

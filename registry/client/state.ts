@@ -10,18 +10,26 @@ import type { ClientState } from './types.ts';
 interface StateData {
   pins: Record<string, string>;
   accepted: Record<string, string>;
+  chains: Record<string, string[]>;
 }
 
 const higher = (a: string | undefined, b: string): string => (a && semver.valid(a) && semver.gte(a, b) ? a : b);
 
 export class MemoryClientState implements ClientState {
-  protected data: StateData = { pins: {}, accepted: {} };
+  protected data: StateData = { pins: {}, accepted: {}, chains: {} };
 
   highestAccepted(app: string): string | null {
     return this.data.accepted[app] ?? null;
   }
   accepted(app: string, version: string): void {
     this.data.accepted[app] = higher(this.data.accepted[app], version);
+    this.changed();
+  }
+  acceptedChain(app: string): string[] | null {
+    return this.data.chains[app] ?? null;
+  }
+  acceptChain(app: string, keyIds: string[]): void {
+    this.data.chains[app] = [...keyIds];
     this.changed();
   }
   pinnedKey(registryUrl: string): string | null {
@@ -35,7 +43,7 @@ export class MemoryClientState implements ClientState {
 }
 
 /**
- * A JSON file `{"pins": {URL: key}, "accepted": {APP: version}}`, read once when constructed and
+ * A JSON file `{"pins": {URL: key}, "accepted": {APP: version}, "chains": {APP: [keyId]}}`, read once when constructed and
  * rewritten atomically (temp file, fsync, rename) on every change.
  */
 export class FileClientState extends MemoryClientState {
@@ -62,7 +70,10 @@ export class FileClientState extends MemoryClientState {
       if (!o || typeof o !== 'object' || !ok(o.pins ?? {}) || !ok(o.accepted ?? {})) {
         throw new Error(`${this.file}: the registry client state must be {"pins": {...}, "accepted": {...}} (fix or remove it)`);
       }
-      this.data = { pins: { ...(o.pins ?? {}) }, accepted: { ...(o.accepted ?? {}) } };
+      const chains = (o as { chains?: unknown }).chains ?? {};
+      const okChains = chains !== null && typeof chains === 'object' && !Array.isArray(chains) && Object.values(chains).every((v) => Array.isArray(v) && v.every((k) => typeof k === 'string'));
+      if (!okChains) throw new Error(`${this.file}: the registry client state's "chains" must be {APP: [keyId, ...]} (fix or remove it)`);
+      this.data = { pins: { ...(o.pins ?? {}) }, accepted: { ...(o.accepted ?? {}) }, chains: { ...(chains as Record<string, string[]>) } };
     }
   }
 

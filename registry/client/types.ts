@@ -18,6 +18,12 @@ export interface ClientState {
   highestAccepted(app: string): string | null;
   /** Called after a version was accepted (fetch() succeeded). */
   accepted(app: string, version: string): void | Promise<void>;
+  /**
+   * The key ids of APP's chain as last accepted, or null: a registry may only ever extend it, so
+   * it cannot hand an app back to a key its author rotated away from.
+   */
+  acceptedChain(app: string): string[] | null;
+  acceptChain(app: string, keyIds: string[]): void | Promise<void>;
   /** The metadata key (base64 public key) pinned for a registry URL, or null. */
   pinnedKey(registryUrl: string): string | null;
   pin(registryUrl: string, publicKeyBase64: string): void | Promise<void>;

@@ -157,6 +157,34 @@ export function verifyMetadata(envelope: unknown, app: string, metadataKey: Uint
 }
 
 /**
+ * Whether the caller's trust reaches a package signed by `keyId`: trust flows forward only, so
+ * some trusted key must stand at or before the signer's place in the chain. (A key added after
+ * the signer says nothing about it: anyone can rotate their own app to someone else's public key.)
+ * Returns null if it does, else the reason.
+ */
+export function trustReaches(app: string, version: string, keys: KeyEntry[], keyId: string, trustedIds: Set<string>): string | null {
+  let idx = -1;
+  for (let i = keys.length - 1; i >= 0; i--) if (keys[i].keyId === keyId) {
+    idx = i;
+    break;
+  }
+  if (idx !== -1 && keys.slice(0, idx + 1).some((k) => trustedIds.has(k.keyId))) return null;
+  const later = keys.slice(idx + 1).find((k) => trustedIds.has(k.keyId));
+  if (later) return `${app}@${version} is signed by key ${keyId}; the trusted key ${later.keyId} joined the app's chain after it, and vouches only for what comes after: refusing it`;
+  return `${app} is signed by key ${keyId}, which is not trusted (add its .pub with os0 trust add)`;
+}
+
+/**
+ * Whether `chain` (key ids) extends the one accepted before: the registry may add keys, never
+ * take any back or change one. Returns null if it does, else the reason.
+ */
+export function extendsChain(app: string, before: string[] | null, chain: string[]): string | null {
+  if (!before) return null;
+  if (before.length <= chain.length && before.every((k, i) => chain[i] === k)) return null;
+  return `the key chain of ${app} the registry serves now (${chain.join(' → ')}) does not extend the one accepted before (${before.join(' → ')}): refusing it (the registry, or someone between, rewrote the app's history)`;
+}
+
+/**
  * Whether the chain lets `keyId` vouch for `digest`: the chain's last key for anything; an
  * earlier key only for the digests kept by the record that replaced it. Returns null if it may,
  * else the reason.

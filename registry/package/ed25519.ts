@@ -1,5 +1,5 @@
 /**
- * Ed25519 for the server's hot paths, through node:crypto (OpenSSL). It is the same algorithm
+ * Ed25519 verification (and the server's signing) through node:crypto (OpenSSL). It is the same algorithm
  * and the same bytes as tweetnacl's `sign.detached` (RFC 8032, deterministic), about 100 times
  * faster: a publish verifies in ~0.1 ms instead of ~9 ms, a metadata document signs in ~0.05 ms
  * instead of ~6 ms. Keys stay in tweetnacl's formats (64-byte secret = seed ‖ public, 32-byte

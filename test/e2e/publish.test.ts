@@ -128,8 +128,11 @@ describe('os0 publish against os0 registry serve', () => {
     const oldId = keyIdOf(readPublicKey(path.join(work, 'publisher.pub')));
     expect(rot.stdout).toBe(`the key of hello is now ${kg.stdout.trim()} (was ${oldId}; it keeps vouching for 1 published versions)\n`);
     const next = readPublicKey(path.join(work, 'next', 'publisher.pub'));
-    const pkg = await new RegistryClient({ url, trust: { publisherKeys: [next] } }).fetch('hello', '1.0.0');
+    const old = readPublicKey(path.join(work, 'publisher.pub'));
+    const pkg = await new RegistryClient({ url, trust: { publisherKeys: [old] } }).fetch('hello', '1.0.0');
     expect(pkg.keyId).toBe(oldId); // signed by the old key, kept by the rotation
+    // Trust flows forward only: the new key alone does not vouch for what the old one signed.
+    await expect(new RegistryClient({ url, trust: { publisherKeys: [next] } }).fetch('hello', '1.0.0')).rejects.toThrow(/joined the app's chain after it/);
     expect(ls.status, ls.stderr).toBe(0);
     const tokens = JSON.parse(ls.stdout) as { id: string; actor: string }[];
     const mine = tokens.find((t) => t.actor === 'alice')!;

@@ -266,8 +266,36 @@ describe('RegistryClient against a real registry', () => {
     const pkg = await c.fetch('rotor', '1.1.0');
     expect(pkg.keyId).toBe(keyIdOf(key2.publicKey));
     expect((await c.fetch('rotor', '1.0.0', { allowRollback: true })).keyId).toBe(keyIdOf(key1.publicKey)); // kept
-    expect((await reader(trusting(key2)).fetch('rotor', '1.0.0')).version).toBe('1.0.0');
+    // Trust flows forward only: who trusts just the new key is not thereby trusting the old one.
+    expect(await refused(reader(trusting(key2)).fetch('rotor', '1.0.0'))).toMatch(/joined the app's chain after it/);
     expect(await refused(alice.rotateKey('rotor', key1.secretKey, stranger.publicKey))).toMatch(/current key of the app is [0-9a-f]{16}/);
+  });
+
+  it('trust flows forward only: rotating an app to a trusted public key does not vouch for what came before', async () => {
+    const mallory = generateKeyPair();
+    await alice.publish(makePackage('evil', '1.0.0', mallory), { publicKey: mallory.publicKey });
+    // A public key is public: mallory hands her app to key1, keeping her own package "valid".
+    await alice.rotateKey('evil', mallory.secretKey, key1.publicKey);
+    const m = await refused(reader(trusting(key1)).fetch('evil', '1.0.0'));
+    expect(m).toBe(`evil@1.0.0 is signed by key ${keyIdOf(mallory.publicKey)}; the trusted key ${keyIdOf(key1.publicKey)} joined the app's chain after it, and vouches only for what comes after: refusing it`);
+  });
+
+  it("refuses a registry that hands an app back to a key its author rotated away from", async () => {
+    await alice.publish(makePackage('history', '1.0.0', key1), { publicKey: key1.publicKey });
+    fs.cpSync(R.dir, path.join(dir, 'stale'), { recursive: true });
+    await alice.rotateKey('history', key1.secretKey, key2.publicKey);
+    await alice.publish(makePackage('history', '1.1.0', key2), { publicKey: key2.publicKey });
+    const state = new MemoryClientState();
+    const registryKey = (await reader(trusting()).info()).keys.metadata.publicKey;
+    expect((await reader(trusting(key1), { state, registryKey }).fetch('history')).version).toBe('1.1.0');
+    expect(state.acceptedChain('history')).toEqual([keyIdOf(key1.publicKey), keyIdOf(key2.publicKey)]);
+    // The same registry (same keys) as it was before the rotation, now serving a version signed by the old, leaked key.
+    const S = await startRegistry('stale');
+    await new RegistryClient({ url: S.url, token: S.admin, trust: trusting() }).publish(makePackage('history', '1.2.0', key1), { publicKey: key1.publicKey });
+    const m = await refused(new RegistryClient({ url: S.url, trust: trusting(key1), state, registryKey }).fetch('history'));
+    expect(m).toBe(
+      `the key chain of history the registry serves now (${keyIdOf(key1.publicKey)}) does not extend the one accepted before (${keyIdOf(key1.publicKey)} → ${keyIdOf(key2.publicKey)}): refusing it (the registry, or someone between, rewrote the app's history)`,
+    );
   });
 
   it('refuses a version signed by a rotated-out key that the rotation did not keep', async () => {
@@ -275,7 +303,7 @@ describe('RegistryClient against a real registry', () => {
     await alice.publish(makePackage('leaky', '1.1.0', key1), { publicKey: key1.publicKey });
     const keepOnly = (await alice.metadata('leaky')).versions['1.0.0'].digest;
     await alice.rotateKey('leaky', key1.secretKey, key2.publicKey, [keepOnly]);
-    const c = reader(trusting(key2));
+    const c = reader(trusting(key1));
     expect((await c.fetch('leaky', '1.0.0')).version).toBe('1.0.0');
     const m = await refused(c.fetch('leaky', '1.1.0'));
     expect(m).toMatch(new RegExp(`^leaky@1\\.1\\.0 is signed by key ${keyIdOf(key1.publicKey)}, which was rotated out on \\d{4}-\\d\\d-\\d\\d and does not vouch for it`));
