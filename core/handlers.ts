@@ -92,6 +92,7 @@ export class Handlers {
   register(spec: HandlerSpec): () => void {
     let st = this.states.get(spec.name);
     if (st?.stop) throw new OsError('conflict', `handler ${spec.name} is already running`);
+    if (st?.remote) throw new OsError('conflict', `handler ${spec.name} is registered as a remote handler; an in-process one cannot take over its cursor`);
     if (!st) {
       const cursor = spec.from === undefined || spec.from === 'now' ? this.core.index : spec.from;
       st = { name: spec.name, remote: false, query: spec.query, cursor, delivered: 0, failures: 0, lastError: null, stop: null };

@@ -39,19 +39,21 @@ export function pick(md: AppMetadata, ranges: string[]): VersionEntry | null {
   return candidates[0] ?? null;
 }
 
-const describeWanted = (w: Wanted[]): string => w.map((x) => `${x.by} needs ${x.range}`).join(', ');
+const describeWanted = (w: Wanted[]): string => w.map((x) => (x.by === 'you' ? `you ask for ${x.range}` : `${x.by} needs ${x.range}`)).join(', ');
 
 /**
  * Resolves `root`. `installed` maps installed apps to their versions: they are kept (never
  * re-resolved) when they satisfy every range, else the resolution fails naming the conflict.
- * `replace` names an installed app whose version may change (the app being upgraded).
+ * `replace` names an installed app whose version may change (the app being upgraded);
+ * `alsoWanted` are the ranges installed apps ask of it, which the new version must satisfy too.
  */
-export async function resolve(source: MetadataSource, root: Wanted, installed: Map<string, string>, replace?: string): Promise<Resolved[]> {
+export async function resolve(source: MetadataSource, root: Wanted, installed: Map<string, string>, replace?: string, alsoWanted: Wanted[] = []): Promise<Resolved[]> {
   if (semver.validRange(root.range) === null) throw new OsError('invalid', `"${root.range}" is not a semver range (e.g. ^1.2.0, 1.x, 2.0.1)`);
   const wanted = new Map<string, Wanted[]>();
   const chosen = new Map<string, Resolved>();
   const metadata = new Map<string, AppMetadata>();
-  const queue: Wanted[] = [root];
+  // What installed apps ask of the one being replaced counts as much as what the user asks.
+  const queue: Wanted[] = [...alsoWanted, root];
   let steps = 0;
   while (queue.length > 0) {
     if (++steps > MAX_APPS * 20) throw new OsError('invalid', `the dependencies of ${root.name} do not settle; check their ranges`);

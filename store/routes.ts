@@ -1,7 +1,7 @@
 /**
  * The store's HTTP routes, mounted on the core's API (base /v1/store):
  *   POST /v1/store/plan      {app, range?, action?: install|upgrade, allowDowngrade?} → Plan (writes nothing)
- *   POST /v1/store/install   {app, range?, expect?: {APP: digest}}                  → Done
+ *   POST /v1/store/install   {app, range?, allowDowngrade?, expect?: {APP: digest}} → Done
  *   POST /v1/store/upgrade   {app, range?, allowDowngrade?, expect?}                 → Done
  *   DELETE /v1/store/apps/:name[?force=true]                                         → Uninstalled
  *   GET  /v1/store/apps                                                               → AppStatus[]
@@ -43,7 +43,7 @@ export function mountStore(api: Api, store: Store): void {
   });
   app.post('/v1/store/install', async (c) => {
     const b = body(await readJson(c));
-    return c.json(await store.install(c.get('actor'), b.app, b.range, { expect: b.expect }), 201);
+    return c.json(await store.install(c.get('actor'), b.app, b.range, { expect: b.expect, allowDowngrade: b.allowDowngrade }), 201);
   });
   app.post('/v1/store/upgrade', async (c) => {
     const b = body(await readJson(c));

@@ -16,10 +16,10 @@ import type { FetchedPackage } from '../registry/client/types.ts';
 import { RegistryClient, RegistryError } from '../registry/client/index.ts';
 import { appFromPackage } from '../registry/package/app.ts';
 import { inspect } from '../registry/package/pack.ts';
-import type { AppFilters, Invoker, LoadedApp, Manifest } from '../runtime/invoke/index.ts';
+import { handlersOf, type AppFilters, type Invoker, type LoadedApp, type Manifest } from '../runtime/invoke/index.ts';
 import { APP_TAG, DECLARED_TYPES, declared, keyOfDeclared } from './declare.ts';
 import { PackageFiles } from './packages.ts';
-import { resolve, type Resolved } from './resolve.ts';
+import { resolve, type Resolved, type Wanted } from './resolve.ts';
 import { StoreClientState } from './state.ts';
 import { trustPolicy } from './trust.ts';
 
@@ -107,8 +107,8 @@ const SERIAL_WAIT_MS_MAX = 120_000;
 function asOsError(e: unknown): unknown {
   if (!(e instanceof RegistryError)) return e;
   if (e.status === 404) return new OsError('not_found', e.message);
-  if (e.status === undefined && /cannot reach|timed out/i.test(e.message)) return new OsError('unavailable', e.message);
-  if (e.status !== undefined && e.status >= 500) return new OsError('unavailable', e.message);
+  if (e.status === undefined && /cannot reach|timed out|broke off/i.test(e.message)) return new OsError('unavailable', e.message);
+  if (e.status !== undefined && (e.status >= 500 || e.status === 429)) return new OsError('unavailable', e.message);
   return new OsError('rejected', e.message, 'store');
 }
 
@@ -122,7 +122,7 @@ export class Store {
   private readonly registryUrl: string;
   private readonly report: (m: string) => void;
   private readonly loadErrors = new Map<string, string>();
-  private tail: Promise<unknown> = Promise.resolve();
+  private tail: Promise<void> = Promise.resolve();
 
   private constructor(opts: StoreOptions) {
     this.sys = opts.sys;
@@ -174,17 +174,23 @@ export class Store {
     this.loadErrors.delete(app.manifest.name);
   }
 
-  /** One store operation at a time: each plans against the tree the previous one left. */
+  /**
+   * One store operation at a time: each plans against the tree the previous one left. Only the
+   * wait for the one before is bounded: an operation that gives up waiting never runs, and one
+   * that runs is never reported as given up.
+   */
   private serial<T>(f: () => Promise<T>): Promise<T> {
-    const run = this.tail.then(f, f);
-    this.tail = run.catch(() => {});
-    return Promise.race([
-      run,
-      new Promise<never>((_, reject) => {
-        const t = setTimeout(() => reject(new OsError('unavailable', 'the store is busy with another install; try again')), SERIAL_WAIT_MS_MAX);
-        run.finally(() => clearTimeout(t)).catch(() => {});
-      }),
-    ]);
+    const before = this.tail;
+    const turn = new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new OsError('unavailable', 'the store is busy with another install, upgrade or uninstall; try again')), SERIAL_WAIT_MS_MAX);
+      void before.then(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+    const run = turn.then(f);
+    this.tail = Promise.allSettled([before, run]).then(() => {});
+    return run;
   }
 
   list(actor: Actor): AppStatus[] {
@@ -211,10 +217,10 @@ export class Store {
     });
   }
 
-  install(actor: Actor, name: string, range: string, opts: { expect?: Record<string, string> } = {}): Promise<Done> {
+  install(actor: Actor, name: string, range: string, opts: { expect?: Record<string, string>; allowDowngrade?: boolean } = {}): Promise<Done> {
     return this.serial(async () => {
       try {
-        const { prepared, notices } = await this.prepare(actor, name, range, 'install', false);
+        const { prepared, notices } = await this.prepare(actor, name, range, 'install', opts.allowDowngrade === true);
         this.checkExpected(prepared, opts.expect);
         const apps = prepared.map((p) => this.describe(p));
         const commands: Command[] = [];
@@ -278,16 +284,19 @@ export class Store {
         }
         for (const r of live) commands.push({ op: 'delete', resource: { type, name: r.name, namespace: r.namespace } });
       }
-      // Observed state written by the app's drivers goes with them.
+      // Observed state its drivers wrote for the app's own types goes with them (what they wrote
+      // for built-in or other apps' types belongs to those, and stays).
+      const own = new Set(Object.keys(d.manifest.types ?? {}));
       for (const driver of Object.values(d.manifest.drivers ?? {})) {
         for (const type of driver.types) {
-          if (!this.sys.core.get('type', type)) continue;
+          if (!own.has(type) || !this.sys.core.get('type', type)) continue;
+          own.delete(type);
           for (const r of this.sys.core.query({ type: `${type}/observed` })) commands.push({ op: 'delete', resource: { type: r.type, name: r.name, namespace: r.namespace } });
         }
       }
       commands.push({ op: 'delete', resource: { type: 'app', name } });
       const res = await this.sys.submit({ batch: commands }, actor);
-      this.invoker.remove(name, this.appFilters);
+      this.invoker.remove(name, this.appFilters, { forget: true });
       this.loadErrors.delete(name);
       const removed = res.resources.map((r) => `${r.type} ${r.namespace ? r.namespace + '/' : ''}${r.name}`);
       return { index: res.index, removed, broken: dependents };
@@ -312,7 +321,15 @@ export class Store {
     const current = installed.get(name);
     if (action === 'install' && current !== undefined) throw new OsError('conflict', `${name}@${current} is installed already; use os0 upgrade ${name} to change its version`);
     if (action === 'upgrade' && current === undefined) throw new OsError('not_found', `${name} is not installed; use os0 install ${name}`);
-    const resolved = await resolve(this.client, { name, range, by: 'you' }, installed, action === 'upgrade' ? name : undefined);
+    const dependents: Wanted[] = [];
+    if (action === 'upgrade') {
+      for (const r of this.installedApps()) {
+        const d = r.data as AppData;
+        const want = d.dependencies?.[name];
+        if (want !== undefined) dependents.push({ name, range: want, by: `${r.name}@${d.version}` });
+      }
+    }
+    const resolved = await resolve(this.client, { name, range, by: 'you' }, installed, action === 'upgrade' ? name : undefined, dependents);
     if (action === 'upgrade') {
       const target = resolved.find((r) => r.name === name)!;
       if (target.version === current) throw new OsError('conflict', `${name}@${current} is installed and is the highest version matching ${range}; nothing to upgrade`);
@@ -323,14 +340,22 @@ export class Store {
     const notices: string[] = [];
     const prepared: Prepared[] = [];
     for (const r of resolved) {
-      const pkg = await this.client.fetch(r.name, r.version, { allowRollback: allowDowngrade && r.name === name });
+      const pkg = await this.client.fetch(r.name, r.version, { allowRollback: allowDowngrade });
+      if (pkg.version !== r.version || pkg.digest !== r.entry.digest) {
+        throw new OsError('conflict', `the registry served ${r.name}@${pkg.version} (${pkg.digest}) for ${r.name}@${r.version} (${r.entry.digest}); refusing it`);
+      }
       notices.push(...pkg.notices);
       const signed = pkg.manifest.dependencies ?? {};
       const listed = r.entry.dependencies ?? {};
       if (JSON.stringify(Object.entries(signed).sort()) !== JSON.stringify(Object.entries(listed).sort())) {
         throw new OsError('conflict', `the registry lists dependencies for ${r.name}@${r.version} that differ from its signed manifest; refusing it`);
       }
-      prepared.push({ resolved: r, pkg, app: appFromPackage(pkg) });
+      const app = appFromPackage(pkg);
+      const taken = this.sys.handlers.status().filter((h) => h.remote);
+      for (const h of handlersOf(app)) {
+        if (taken.some((t) => t.name === h.name)) throw new OsError('conflict', `${r.name} runs a handler named ${h.name}, which a remote handler has taken; remove that one first`);
+      }
+      prepared.push({ resolved: r, pkg, app });
     }
     return { prepared, notices: [...new Set(notices)] };
   }
@@ -412,7 +437,15 @@ export class Store {
       const resource: ResourceInput = { ...d.resource, id, owner: [d.parent ? ids.get(d.parent)! : current.id] };
       out.push({ op: old ? 'update' : 'create', resource });
     }
-    // Gone from the new version: deleted, unless an owner being deleted takes it along.
+    // Gone from the new version: deleted, unless an owner being deleted takes it along. A type
+    // still in use cannot go: its resources would outlive their schema.
+    for (const [k, r] of existing) {
+      if (wanted.has(k) || r.type !== 'type') continue;
+      const live = this.sys.core.query({ type: r.name, limit: 1 });
+      if (live.length > 0) {
+        throw new OsError('conflict', `${m.name}@${m.version} no longer brings the type ${r.name}, but ${r.name} resources exist (e.g. ${live[0].namespace ? live[0].namespace + '/' : ''}${live[0].name}); delete them first`);
+      }
+    }
     const goneIds = new Set([...existing].filter(([k]) => !wanted.has(k)).map(([, r]) => r.id));
     for (const [k, r] of existing) {
       if (wanted.has(k) || (r.owner ?? []).some((o) => goneIds.has(o))) continue;

@@ -380,7 +380,8 @@ export class RegistryClient {
 export function pick(m: AppMetadata, range: string): VersionEntry {
   const all = Object.keys(m.versions).filter((v) => semver.valid(v)).sort(semver.compare);
   const listed = all.length ? all.map((v) => (m.versions[v].yanked ? `${v} (yanked)` : v)).join(', ') : 'none';
-  const tag = m.distTags?.[range];
+  // A dist-tag only for what is not a version or range: a tag named "2.1.0" must not redirect it.
+  const tag = semver.validRange(range) === null && Object.hasOwn(m.distTags ?? {}, range) ? m.distTags[range] : undefined;
   if (tag !== undefined && m.versions[tag]) return m.versions[tag];
   const exact = semver.valid(range);
   if (exact) {

@@ -65,6 +65,19 @@ export function appAllows(grants: ResourceGrant[], verb: HostVerb, type: string,
 
 const nameSafe = (s: string): string => s.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '') || 'x';
 
+/**
+ * The handlers an app runs, under the names the core keeps their cursors by: `APP.HANDLER`, and
+ * for a driver one per type, `APP.DRIVER.TYPE` (it acts on desired state and writes TYPE/observed).
+ */
+export function handlersOf(app: LoadedApp): { name: string; query: HandlerSpec['query']; program: Program; limits: Partial<Limits> }[] {
+  const out: { name: string; query: HandlerSpec['query']; program: Program; limits: Partial<Limits> }[] = [];
+  for (const [name, h] of app.handlers) out.push({ name: `${app.manifest.name}.${name}`, query: h.spec.query, program: h.program, limits: limitsOf(h.spec) });
+  for (const [name, d] of app.drivers ?? []) {
+    for (const type of d.spec.types) out.push({ name: `${app.manifest.name}.${name}.${type}`, query: { type }, program: d.program, limits: limitsOf(d.spec) });
+  }
+  return out;
+}
+
 export class Invoker {
   readonly sys: System;
   readonly sandbox: Sandbox;
@@ -76,6 +89,8 @@ export class Invoker {
   }
 
   private readonly stopHandlers = new Map<string, (() => void)[]>();
+  /** Per app, the names its handlers (and drivers) run under: their cursors are kept by the core. */
+  private readonly handlerNames = new Map<string, string[]>();
 
   /**
    * Makes an app invocable (replacing one of the same name), installs its filters into
@@ -83,11 +98,14 @@ export class Invoker {
    * runs its program with {action, index, old, new}, with the app's manifest permissions.
    */
   add(app: LoadedApp, appFilters?: AppFilters): void {
+    const before = this.handlerNames.get(app.manifest.name) ?? [];
     this.remove(app.manifest.name, appFilters);
     this.apps.set(app.manifest.name, app);
     appFilters?.set(app);
     const stops: (() => void)[] = [];
+    const names: string[] = [];
     const register = (name: string, query: HandlerSpec['query'], program: Program, limits: Partial<Limits>): void => {
+      names.push(name);
       stops.push(
         this.sys.handlers.register({
           name,
@@ -98,12 +116,19 @@ export class Invoker {
         }),
       );
     };
-    for (const [name, h] of app.handlers) register(`${app.manifest.name}.${name}`, h.spec.query, h.program, limitsOf(h.spec));
-    // A driver is a handler on each of its types: it acts on desired state and writes TYPE/observed.
-    for (const [name, d] of app.drivers ?? []) {
-      for (const type of d.spec.types) register(`${app.manifest.name}.${name}.${type}`, { type }, d.program, limitsOf(d.spec));
-    }
+    for (const h of handlersOf(app)) register(h.name, h.query, h.program, h.limits);
     this.stopHandlers.set(app.manifest.name, stops);
+    this.handlerNames.set(app.manifest.name, names);
+    // Handlers a new version no longer has: their cursors would only linger.
+    this.forget(before.filter((n) => !names.includes(n)));
+  }
+
+  private forget(handlers: string[]): void {
+    for (const n of handlers) {
+      try {
+        this.sys.handlers.remove(n);
+      } catch {} // never started, or removed already
+    }
   }
 
   /** The app of that name that is invocable now, if any. */
@@ -111,9 +136,15 @@ export class Invoker {
     return this.apps.get(name);
   }
 
-  remove(name: string, appFilters?: AppFilters): boolean {
+  /**
+   * Stops an app's handlers and makes it no longer invocable. Its handlers' cursors are kept (a
+   * restart resumes them) unless `forget` (an uninstall: a later install starts afresh).
+   */
+  remove(name: string, appFilters?: AppFilters, opts: { forget?: boolean } = {}): boolean {
     for (const stop of this.stopHandlers.get(name) ?? []) stop();
     this.stopHandlers.delete(name);
+    if (opts.forget) this.forget(this.handlerNames.get(name) ?? []);
+    this.handlerNames.delete(name);
     appFilters?.remove(name);
     return this.apps.delete(name);
   }

@@ -138,6 +138,7 @@ remote(trust.command('rm').description('stop trusting a key').argument('<keyId>'
 
 remote(program.command('install').description('install an app and its dependencies from the registry').argument('<app[@range]>'))
   .option('-y, --yes', 'confirm the permissions asked for without a prompt (scripts)')
+  .option('--allow-downgrade', 'accept versions older than ones this instance accepted before (rollback protection)')
   .action(async (target, o) => (await import('./commands/store.ts')).install(target, o));
 remote(program.command('upgrade').description("upgrade an app, running its update migration").argument('<app[@range]>'))
   .option('-y, --yes', 'confirm the permissions asked for without a prompt (scripts)')

@@ -7,6 +7,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { cli, freePort, lines, ROOT, spawnCli, startOs0, tempDir, type CliOptions } from '../helpers/os0.ts';
 import { keyIdOf, readPublicKey } from '../../registry/package/keys.ts';
@@ -157,4 +159,32 @@ describe('os0 publish to the embedded registry of os0 up', () => {
     const pkg = await new RegistryClient({ url: `http://127.0.0.1:${port + 1}`, trust: { publisherKeys: [pub] } }).fetch('hello');
     expect(pkg.digest).toBe(r.digest);
   }, 90_000);
+});
+
+describe('the instance token stays with the instance', () => {
+  it('is never sent to a registry named with --registry or OS0_REGISTRY_URL, only to the embedded one', async () => {
+    const seen: (string | undefined)[] = [];
+    const server = http.createServer((req, res) => {
+      seen.push(req.headers.authorization);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ results: [] }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      const env = { OS0_TOKEN: 'os0_000000000000_instance-secret-not-for-others' };
+      const named = await cli(['search', 'x', '--registry', `http://127.0.0.1:${port}`], { env });
+      expect(named.status, named.stderr).toBe(0);
+      const fromEnv = await cli(['search', 'x'], { env: { ...env, OS0_REGISTRY_URL: `http://127.0.0.1:${port}` } });
+      expect(fromEnv.status, fromEnv.stderr).toBe(0);
+      const given = await cli(['search', 'x', '--registry', `http://127.0.0.1:${port}`, '--registry-token', 'os0r_for-this-registry'], { env });
+      expect(given.status, given.stderr).toBe(0);
+      // The embedded registry of the instance at OS0_URL (port + 1) does get the instance token.
+      const embedded = await cli(['search', 'x'], { env: { ...env, OS0_URL: `http://127.0.0.1:${port - 1}` } });
+      expect(embedded.status, embedded.stderr).toBe(0);
+      expect(seen).toEqual([undefined, undefined, 'Bearer os0r_for-this-registry', `Bearer ${env.OS0_TOKEN}`]);
+    } finally {
+      server.close();
+    }
+  });
 });

@@ -12,7 +12,7 @@ import { tempDir } from '../helpers/tmp.ts';
 import { generateKeyPair, keyIdOf, readSecretKey, type KeyPair } from '../../registry/package/keys.ts';
 import { encodePackage, signPackage } from '../../registry/package/pack.ts';
 import { Registry } from '../../registry/server/registry.ts';
-import { FileClientState, MemoryClientState, RegistryClient, unpack, type TrustPolicy } from '../../registry/client/index.ts';
+import { FileClientState, MemoryClientState, pick, RegistryClient, unpack, type TrustPolicy } from '../../registry/client/index.ts';
 
 const dir = tempDir('regclient-');
 
@@ -413,5 +413,25 @@ describe('unpack', () => {
     const many = new Map(Array.from({ length: 1001 }, (_, i) => [`f${i}`, Buffer.from('x')]));
     expect(() => unpack(many, out)).toThrow(/1001 files; the limit is 1000/);
     expect(fs.existsSync(out)).toBe(false);
+  });
+});
+
+describe('pick', () => {
+  const entry = (version: string, yanked = false) => ({ version, digest: 'd'.repeat(64), integrity: 'sha256-x', size: 1, keyId: '0'.repeat(16), published: '', yanked, dependencies: {} });
+  const md = {
+    type: 'os0-app-metadata-v1' as const,
+    name: 'tagged',
+    issued: '',
+    expires: '',
+    owner: 'alice',
+    keys: [],
+    // A registry's tags may not redirect a version or a range: only names that are neither.
+    distTags: { latest: '1.0.0', '2.1.0': '1.0.0', '^2': '1.0.0' },
+    versions: { '1.0.0': entry('1.0.0'), '2.0.0': entry('2.0.0'), '2.1.0': entry('2.1.0', true) },
+  };
+  it('takes a dist-tag only for what is not a version or a range', () => {
+    expect(pick(md, 'latest').version).toBe('1.0.0');
+    expect(pick(md, '2.1.0').version).toBe('2.1.0');
+    expect(pick(md, '^2').version).toBe('2.0.0');
   });
 });

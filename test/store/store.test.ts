@@ -70,6 +70,7 @@ const apps = {
 };`,
       },
     ),
+  shapes: (version: string, withType: boolean) => writeApp('shapes', version, withType ? { types: { shape: { description: 'A shape' } }, capabilities: {} } : { capabilities: {} }, {}),
   wantsBase2: () => writeApp('wants-base-two', '1.0.0', { dependencies: { base: '^2.0.0' }, capabilities: {} }, {}),
   shady: () => writeApp('shady', '1.0.0', { capabilities: {} }, {}),
   needsShady: () => writeApp('needs-shady', '1.0.0', { dependencies: { shady: '1.0.0' }, capabilities: {} }, {}),
@@ -166,7 +167,7 @@ describe('the store', () => {
     registryUrl = `http://127.0.0.1:${await registry.listen(0)}`;
     publisher = new RegistryClient({ url: registryUrl, token: registry.adminToken!, trust: { publisherKeys: [] } });
     await openStore();
-    for (const dir of [apps.gadgets(), apps.base1(), apps.base2(), apps.top1(), apps.wantsBase2(), apps.needsShady(), apps.counter('1.0.0', null), apps.counter('2.0.0', MIGRATE), apps.counter('3.0.0', MIGRATE_THROWS)]) {
+    for (const dir of [apps.gadgets(), apps.shapes('1.0.0', true), apps.shapes('2.0.0', false), apps.base1(), apps.base2(), apps.top1(), apps.wantsBase2(), apps.needsShady(), apps.counter('1.0.0', null), apps.counter('2.0.0', MIGRATE), apps.counter('3.0.0', MIGRATE_THROWS)]) {
       await publish(dir);
     }
     await publish(apps.shady(), stranger);
@@ -222,6 +223,8 @@ describe('the store', () => {
     for (const [t, n] of [['gadget', 'g1'], ['gadget/observed', 'g1']]) expect(sys.core.get(t, n, 'system')).toBeUndefined();
     expect(sys.core.get('type', 'gadget')).toBeUndefined();
     expect(sys.core.get('driver', 'gadgets.gadgetd')).toBeUndefined();
+    // Its driver's cursor is forgotten: a later install starts afresh, not from where this one stopped.
+    expect(sys.handlers.status().map((h) => h.name)).not.toContain('gadgets.gadgetd.gadget');
   });
 
   it('names the conflict when a dependency is installed at a version that does not satisfy', async () => {
@@ -229,6 +232,26 @@ describe('the store', () => {
     const m = await failure(store.install(admin, 'wants-base-two', '*'));
     expect(m).toBe('wants-base-two@1.0.0 needs base@^2.0.0, but base@1.0.0 is installed; upgrade it first (os0 upgrade base@^2.0.0)');
     expect(sys.core.index).toBe(before);
+  });
+
+  it('refuses an upgrade that would break an installed app depending on it, naming both ranges', async () => {
+    const before = sys.core.index;
+    const m = await failure(store.upgrade(admin, 'base', '^2'));
+    expect(m).toBe('no version of base satisfies top@1.0.0 needs ^1.0.0, you ask for ^2; it has 1.0.0, 2.0.0');
+    expect(sys.core.index).toBe(before);
+  });
+
+  it('refuses an upgrade that drops a type still in use', async () => {
+    await store.install(admin, 'shapes', '1.0.0');
+    await sys.submit({ op: 'create', resource: { type: 'shape', namespace: 'system', name: 'circle', data: {} } }, admin);
+    const before = snapshot();
+    const m = await failure(store.upgrade(admin, 'shapes', '2.0.0'));
+    expect(m).toBe('shapes@2.0.0 no longer brings the type shape, but shape resources exist (e.g. system/circle); delete them first');
+    expect(snapshot()).toEqual(before);
+    await sys.submit({ op: 'delete', resource: { type: 'shape', namespace: 'system', name: 'circle' } }, admin);
+    await store.upgrade(admin, 'shapes', '2.0.0');
+    expect(sys.core.get('type', 'shape')).toBeUndefined();
+    await store.uninstall(admin, 'shapes');
   });
 
   it('an install whose dependency fails its signature check leaves nothing behind', async () => {
@@ -307,6 +330,10 @@ describe('the store', () => {
     await expect(invoker.invoke(admin, 'counter', 'read', null)).rejects.toThrow(/no app "counter"/);
     // The app's data (its configuration) is not what install wrote: it stays.
     expect(sys.core.get('configuration', 'counter', 'system')).toBeDefined();
+    // Rollback protection outlives the install: going back to 1.0.0 needs saying so.
+    expect(await failure(store.install(admin, 'counter', '1.0.0'))).toBe('counter@1.0.0 is older than 2.0.0, installed before: refusing a rollback (pass --allow-downgrade)');
+    await store.install(admin, 'counter', '1.0.0', { allowDowngrade: true });
+    await store.uninstall(admin, 'counter');
 
     await store.uninstall(admin, 'top');
     // A widget (of base's type) exists: refused, unless forced.

@@ -43,9 +43,17 @@ export function registryUrl(o: RegistryOpts): string {
   return `${u.protocol}//${u.host}`;
 }
 
+/**
+ * The registry token: --registry-token or $OS0_REGISTRY_TOKEN; else, only when the registry is
+ * the embedded one of the instance (no --registry or $OS0_REGISTRY_URL), the instance's token.
+ * An instance token is never sent to a registry named explicitly: it is not theirs to see.
+ */
 export function registryToken(o: RegistryOpts): string | undefined {
-  const t = o.registryToken ?? process.env.OS0_REGISTRY_TOKEN ?? o.token ?? process.env.OS0_TOKEN;
+  const t = o.registryToken ?? process.env.OS0_REGISTRY_TOKEN;
   if (t) return t;
+  if (o.registry ?? process.env.OS0_REGISTRY_URL) return undefined;
+  const instance = o.token ?? process.env.OS0_TOKEN;
+  if (instance) return instance;
   const file = './.os0/admin.token';
   return existsSync(file) ? readFileSync(file, 'utf8').trim() || undefined : undefined;
 }

@@ -104,7 +104,7 @@ async function planAndRun(action: 'install' | 'upgrade', target: string, o: Comm
   for (const l of done.logs ?? []) process.stderr.write(`migration: ${l}\n`);
 }
 
-export function install(target: string, o: Common & { yes?: boolean }): Promise<void> {
+export function install(target: string, o: Common & { yes?: boolean; allowDowngrade?: boolean }): Promise<void> {
   return planAndRun('install', target, o);
 }
 
