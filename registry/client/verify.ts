@@ -4,14 +4,12 @@
  * is an Error with a one-line message.
  */
 import nacl from 'tweetnacl';
-import { canonicalJson } from '../canonical.ts';
+import { METADATA_PREFIX, metadataMessage, RECOVERY, recordMessage, ROTATION } from '../signing.ts';
 import { verifyDetached } from '../package/ed25519.ts';
 import { keyIdOf, publicKeyOf } from '../package/keys.ts';
 import type { AppMetadata, KeyEntry, KeyRecord, MetadataEnvelope, TrustPolicy, VerifiedMetadata } from './types.ts';
 
-export const METADATA_PREFIX = 'os0-registry-metadata-v1:';
-export const ROTATION = 'os0-key-rotation-v1';
-export const RECOVERY = 'os0-key-recovery-v1';
+export { METADATA_PREFIX, RECOVERY, recordMessage, ROTATION };
 
 const isRecord = (o: unknown): o is Record<string, unknown> => o !== null && typeof o === 'object' && !Array.isArray(o);
 
@@ -24,11 +22,6 @@ export function decodeBase64(s: unknown, bytes: number): Uint8Array | null {
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
 
-/** The bytes a key record's signature covers: `TYPE:` + canonical JSON of the record without `signature`. */
-export function recordMessage(record: Omit<KeyRecord, 'signature'> | KeyRecord): Uint8Array {
-  const { signature: _omit, ...unsigned } = record as KeyRecord;
-  return new Uint8Array(Buffer.from(`${unsigned.type}:${canonicalJson(unsigned)}`, 'utf8'));
-}
 
 export interface RecordInput {
   app: string;
@@ -72,7 +65,7 @@ export function checkEnvelope(envelope: unknown, app: string, metadataKey: Uint8
   const sig = decodeBase64(entry.signature, nacl.sign.signatureLength);
   let message: Uint8Array;
   try {
-    message = new Uint8Array(Buffer.from(METADATA_PREFIX + canonicalJson(envelope.signed), 'utf8'));
+    message = metadataMessage(envelope.signed);
   } catch (e) {
     throw new Error(`${where}: cannot canonicalise it (${(e as Error).message})`);
   }

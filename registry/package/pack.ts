@@ -105,7 +105,8 @@ export function digestOf(files: Map<string, Buffer>): string {
   return sha256(digestInput(files));
 }
 
-const signedMessage = (digest: string): Uint8Array => new Uint8Array(Buffer.from(SIGNATURE_PREFIX + digest, 'ascii'));
+/** The bytes a package signature covers (FORMAT.md "signature.json"). */
+export const signedMessage = (digest: string): Uint8Array => new Uint8Array(Buffer.from(SIGNATURE_PREFIX + digest, 'ascii'));
 
 export function signDigest(digest: string, secretKey: Uint8Array): Signature {
   if (secretKey.length !== nacl.sign.secretKeyLength) throw new Error(`a secret key is ${nacl.sign.secretKeyLength} bytes, not ${secretKey.length}`);

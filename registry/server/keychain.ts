@@ -3,20 +3,13 @@
  * the current key) and of a recovery record (signed by the registry's root key) before the
  * record's key is appended. Every refusal is a RegistryError naming what was wrong.
  */
-import { canonicalJson } from '../canonical.ts';
 import { keyIdOf } from '../package/keys.ts';
+import { RECOVERY, recordMessage, ROTATION } from '../signing.ts';
 import type { KeyEntry, KeyRecord } from '../client/types.ts';
 import { verifyDetached } from '../package/ed25519.ts';
 import { RegistryError } from './errors.ts';
 
-export const ROTATION = 'os0-key-rotation-v1';
-export const RECOVERY = 'os0-key-recovery-v1';
-
-/** The bytes a record's signature covers: `TYPE:` + canonical JSON of the record without `signature`. */
-export function recordMessage(record: Omit<KeyRecord, 'signature'> & { signature?: string }): Buffer {
-  const { signature: _omit, ...rest } = record;
-  return Buffer.from(`${record.type}:${canonicalJson(rest)}`, 'utf8');
-}
+export { RECOVERY, recordMessage, ROTATION };
 
 export const currentKey = (chain: KeyEntry[]): KeyEntry => chain[chain.length - 1];
 

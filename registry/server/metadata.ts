@@ -5,12 +5,12 @@
  */
 import type { KeyObject } from 'node:crypto';
 import semver from 'semver';
-import { canonicalJson } from '../canonical.ts';
+import { METADATA_PREFIX, metadataMessage } from '../signing.ts';
 import type { AppMetadata, MetadataEnvelope, VersionEntry } from '../client/types.ts';
 import { signDetached } from '../package/ed25519.ts';
 import type { AppRecord } from './store.ts';
 
-export const METADATA_PREFIX = 'os0-registry-metadata-v1:';
+export { METADATA_PREFIX };
 
 /** The highest non-yanked, non-prerelease version, or null. */
 export function latestOf(versions: Record<string, VersionEntry>): string | null {
@@ -62,7 +62,7 @@ export class MetadataCache {
   }
 
   sign(signed: AppMetadata): MetadataEnvelope {
-    const sig = signDetached(Buffer.from(METADATA_PREFIX + canonicalJson(signed), 'utf8'), this.key);
+    const sig = signDetached(metadataMessage(signed), this.key);
     return { signed, signatures: [{ keyId: this.keyId, signature: sig.toString('base64') }] };
   }
 

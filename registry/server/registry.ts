@@ -10,6 +10,7 @@ import type { Hono } from 'hono';
 import semver from 'semver';
 import type { KeyEntry, PublishResult, RegistryInfo, SearchResult, VersionEntry } from '../client/types.ts';
 import { keyIdOf } from '../package/keys.ts';
+import { signedMessage } from '../package/pack.ts';
 import { privateKeyObject, verifyDetached } from '../package/ed25519.ts';
 import { RegistryError } from './errors.ts';
 import { checkRecord, currentKey } from './keychain.ts';
@@ -203,7 +204,7 @@ export class Registry {
         }
         key = cur;
       }
-      const message = Buffer.from(`os0-package-signature-v1:${p.digest}`, 'ascii');
+      const message = signedMessage(p.digest);
       if (!verifyDetached(message, Buffer.from(sig.signature, 'base64'), Buffer.from(key.publicKey, 'base64'))) {
         throw new RegistryError('forbidden', `${name}@${version}: the signature by key ${sig.keyId} does not verify; sign the package again`);
       }

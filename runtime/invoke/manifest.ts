@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import semver from 'semver';
-import { BUILTIN_TYPES } from '../../core/types/builtin.ts';
+import { BUILTIN_TYPES, type TypeSpec } from '../../core/types/builtin.ts';
 import type { CompileOptions, Program } from '../sandbox/index.ts';
 import { HOST_VERBS, MANIFEST_BYTES_MAX, MANIFEST_SCHEMA } from './manifest.schema.ts';
 
@@ -62,15 +62,8 @@ export interface ServiceSpec {
   loadBalancer?: { port: number };
 }
 
-/** A resource type an app brings: the same fields as a built-in `type` resource's data. */
-export interface AppTypeSpec {
-  description?: string;
-  scope?: 'namespaced' | 'cluster';
-  schema?: Record<string, unknown>;
-  observed?: boolean;
-  usage?: { cpu?: string; memoryMb?: string; multiplier?: string };
-  pricing?: { perHour?: number; perCpuHour?: number; perGiBHour?: number };
-}
+/** A resource type an app brings: a `type` resource's data, but for its driver (the store sets that). */
+export type AppTypeSpec = Omit<TypeSpec, 'driver'>;
 
 export interface Manifest {
   name: string;

@@ -9,19 +9,10 @@ import { sha256 } from '../../runtime/sandbox/compile.ts';
 import { Sandbox } from '../../runtime/sandbox/index.ts';
 import { RecordingHost } from '../runtime/helpers.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { oneLine } from '../helpers/errors.ts';
 
 const HELLO = path.join(import.meta.dirname, '..', '..', 'samples', 'hello');
 
-const oneLine = (f: () => unknown): string => {
-  try {
-    f();
-  } catch (e) {
-    const m = (e as Error).message;
-    expect(m).not.toContain('\n');
-    return m;
-  }
-  throw new Error('expected an error');
-};
 
 describe('appFromPackage', () => {
   const dir = tempDir('pkgapp-');

@@ -13,6 +13,7 @@ import { generateKeyPair, keyIdOf, readSecretKey, type KeyPair } from '../../reg
 import { encodePackage, signPackage } from '../../registry/package/pack.ts';
 import { Registry } from '../../registry/server/registry.ts';
 import { FileClientState, MemoryClientState, pick, RegistryClient, unpack, type TrustPolicy } from '../../registry/client/index.ts';
+import { refused } from '../helpers/errors.ts';
 
 const dir = tempDir('regclient-');
 
@@ -26,16 +27,6 @@ function makePackage(name: string, version: string, key: KeyPair, extra: Record<
   return signPackage(encodePackage(files), key.secretKey).tgz;
 }
 
-async function refused(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    const m = (e as Error).message;
-    expect(m).not.toContain('\n');
-    return m;
-  }
-  throw new Error('expected a refusal');
-}
 
 interface Proxy {
   url: string;

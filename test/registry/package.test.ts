@@ -8,6 +8,7 @@ import { generateKeyPair, keyIdOf, readPublicKey, readSecretKey, writeKeyPair } 
 import { digestInput, inspect, pack, signPackage, verify } from '../../registry/package/pack.ts';
 import { readPackage, writeTar, gzip, type TarEntry } from '../../registry/package/tar.ts';
 import { keygen, pack as packCmd } from '../../sdk/cli/commands/pack.ts';
+import { oneLine } from '../helpers/errors.ts';
 
 const HELLO = path.join(import.meta.dirname, '..', '..', 'samples', 'hello');
 const dir = tempDir('pkg-');
@@ -18,16 +19,6 @@ const tarGz = async (o: { file: string; cwd: string; portable?: boolean }, list:
   fs.writeFileSync(o.file, zlib.gzipSync(fs.readFileSync(`${o.file}.tar`)));
 };
 
-const oneLine = (f: () => unknown): string => {
-  try {
-    f();
-  } catch (e) {
-    const m = (e as Error).message;
-    expect(m).not.toContain('\n');
-    return m;
-  }
-  throw new Error('expected an error');
-};
 
 /** A valid package's files plus the bad entries, gzipped by our own writer. */
 const withEntries = (extra: TarEntry[]): Buffer => {

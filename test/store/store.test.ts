@@ -16,6 +16,7 @@ import { Registry } from '../../registry/server/index.ts';
 import { AppFilters, Invoker } from '../../runtime/invoke/index.ts';
 import { Sandbox } from '../../runtime/sandbox/index.ts';
 import { Store } from '../../store/index.ts';
+import { refused } from '../helpers/errors.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
 const root = tempDir('store-');
@@ -146,16 +147,6 @@ describe('the store', () => {
     for (const r of sys.core.query({})) if (!r.type.startsWith('invocation')) m.set(`${r.type} ${r.namespace}/${r.name}`, r.revision);
     return m;
   };
-  const failure = async (p: Promise<unknown>): Promise<string> => {
-    try {
-      await p;
-    } catch (e) {
-      const m = (e as Error).message;
-      expect(m).not.toContain('\n');
-      return m;
-    }
-    throw new Error('expected a refusal');
-  };
   const invoke = async (app: string, cap: string, input: unknown = null): Promise<unknown> => {
     const r = await invoker.invoke(admin, app, cap, input);
     if (r.status !== 'succeeded') throw new Error(`${app}.${cap} failed: ${r.error?.message}`);
@@ -180,7 +171,7 @@ describe('the store', () => {
 
   it('refuses an app signed by a key the instance does not trust, naming the key, and writes nothing', async () => {
     const before = sys.core.index;
-    const m = await failure(store.install(admin, 'top', '*'));
+    const m = await refused(store.install(admin, 'top', '*'));
     expect(m).toContain(keyIdOf(trusted.publicKey));
     expect(m).toContain('os0 trust add');
     expect(sys.core.index).toBe(before);
@@ -218,7 +209,7 @@ describe('the store', () => {
     const deadline = Date.now() + 10_000;
     while (!sys.core.get('gadget/observed', 'g1', 'system') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     expect(sys.core.get('gadget/observed', 'g1', 'system')!.data).toEqual({ seen: sys.core.get('gadget', 'g1', 'system')!.revision });
-    expect(await failure(store.uninstall(admin, 'gadgets'))).toBe('a gadget resource (system/g1) still exists, and gadgets brings the type gadget; delete it first, or pass --force to delete it too');
+    expect(await refused(store.uninstall(admin, 'gadgets'))).toBe('a gadget resource (system/g1) still exists, and gadgets brings the type gadget; delete it first, or pass --force to delete it too');
     await store.uninstall(admin, 'gadgets', { force: true });
     for (const [t, n] of [['gadget', 'g1'], ['gadget/observed', 'g1']]) expect(sys.core.get(t, n, 'system')).toBeUndefined();
     expect(sys.core.get('type', 'gadget')).toBeUndefined();
@@ -229,14 +220,14 @@ describe('the store', () => {
 
   it('names the conflict when a dependency is installed at a version that does not satisfy', async () => {
     const before = sys.core.index;
-    const m = await failure(store.install(admin, 'wants-base-two', '*'));
+    const m = await refused(store.install(admin, 'wants-base-two', '*'));
     expect(m).toBe('wants-base-two@1.0.0 needs base@^2.0.0, but base@1.0.0 is installed; upgrade it first (os0 upgrade base@^2.0.0)');
     expect(sys.core.index).toBe(before);
   });
 
   it('refuses an upgrade that would break an installed app depending on it, naming both ranges', async () => {
     const before = sys.core.index;
-    const m = await failure(store.upgrade(admin, 'base', '^2'));
+    const m = await refused(store.upgrade(admin, 'base', '^2'));
     expect(m).toBe('no version of base satisfies top@1.0.0 needs ^1.0.0, you ask for ^2; it has 1.0.0, 2.0.0');
     expect(sys.core.index).toBe(before);
   });
@@ -245,7 +236,7 @@ describe('the store', () => {
     await store.install(admin, 'shapes', '1.0.0');
     await sys.submit({ op: 'create', resource: { type: 'shape', namespace: 'system', name: 'circle', data: {} } }, admin);
     const before = snapshot();
-    const m = await failure(store.upgrade(admin, 'shapes', '2.0.0'));
+    const m = await refused(store.upgrade(admin, 'shapes', '2.0.0'));
     expect(m).toBe('shapes@2.0.0 no longer brings the type shape, but shape resources exist (e.g. system/circle); delete them first');
     expect(snapshot()).toEqual(before);
     await sys.submit({ op: 'delete', resource: { type: 'shape', namespace: 'system', name: 'circle' } }, admin);
@@ -256,7 +247,7 @@ describe('the store', () => {
 
   it('an install whose dependency fails its signature check leaves nothing behind', async () => {
     const before = snapshot();
-    const m = await failure(store.install(admin, 'needs-shady', '*'));
+    const m = await refused(store.install(admin, 'needs-shady', '*'));
     expect(m).toContain(keyIdOf(stranger.publicKey));
     expect(sys.core.get('app', 'needs-shady')).toBeUndefined();
     expect(sys.core.get('app', 'shady')).toBeUndefined();
@@ -275,7 +266,7 @@ describe('the store', () => {
     bytes[bytes.length - 5] ^= 0xff;
     fs.writeFileSync(files[0], bytes);
     const before = snapshot();
-    const m = await failure(store.install(admin, 'counter', '0.9.0'));
+    const m = await refused(store.install(admin, 'counter', '0.9.0'));
     expect(m).toMatch(/altered|integrity|does not match/);
     expect(snapshot()).toEqual(before);
   });
@@ -300,7 +291,7 @@ describe('the store', () => {
 
   it('a migration that throws leaves the old version serving and writes nothing', async () => {
     const before = snapshot();
-    const m = await failure(store.upgrade(admin, 'counter', '3.0.0'));
+    const m = await refused(store.upgrade(admin, 'counter', '3.0.0'));
     expect(m).toMatch(/^the update migration of counter@3\.0\.0 failed: Error: cannot migrate 2\.0\.0 \(at src\/update\.ts:\d+:\d+\); counter@2\.0\.0 is still active and nothing was written$/);
     expect(snapshot()).toEqual(before);
     expect(sys.core.get('configuration', 'stray', 'system')).toBeUndefined();
@@ -308,7 +299,7 @@ describe('the store', () => {
   });
 
   it('refuses a downgrade unless allowed, and a rollback below what it accepted', async () => {
-    const m = await failure(store.upgrade(admin, 'counter', '1.0.0'));
+    const m = await refused(store.upgrade(admin, 'counter', '1.0.0'));
     expect(m).toBe('counter@1.0.0 is older than the installed 2.0.0; pass --allow-downgrade to go back');
   });
 
@@ -320,7 +311,7 @@ describe('the store', () => {
   });
 
   it('uninstall: refused while others depend on it; --force names them; removes exactly what install wrote', async () => {
-    let m = await failure(store.uninstall(admin, 'base'));
+    let m = await refused(store.uninstall(admin, 'base'));
     expect(m).toBe('top@1.0.0 depends on base; uninstall it first, or pass --force to break it');
     const counterOwned = (r: Resource) => r.tags['os0/app'] === 'counter' || (r.type === 'app' && r.name === 'counter');
     expect(sys.core.query({}).filter(counterOwned).length).toBeGreaterThan(3);
@@ -331,16 +322,16 @@ describe('the store', () => {
     // The app's data (its configuration) is not what install wrote: it stays.
     expect(sys.core.get('configuration', 'counter', 'system')).toBeDefined();
     // Rollback protection outlives the install: going back to 1.0.0 needs saying so.
-    expect(await failure(store.install(admin, 'counter', '1.0.0'))).toBe('counter@1.0.0 is older than 2.0.0, installed before: refusing a rollback (pass --allow-downgrade)');
+    expect(await refused(store.install(admin, 'counter', '1.0.0'))).toBe('counter@1.0.0 is older than 2.0.0, installed before: refusing a rollback (pass --allow-downgrade)');
     await store.install(admin, 'counter', '1.0.0', { allowDowngrade: true });
     await store.uninstall(admin, 'counter');
 
     await store.uninstall(admin, 'top');
     // A widget (of base's type) exists: refused, unless forced.
-    m = await failure(store.uninstall(admin, 'base'));
+    m = await refused(store.uninstall(admin, 'base'));
     expect(m).toBe('a widget resource (system/w1) still exists, and base brings the type widget; delete it first, or pass --force to delete it too');
     await store.install(admin, 'top', '*');
-    m = await failure(store.uninstall(admin, 'base'));
+    m = await refused(store.uninstall(admin, 'base'));
     expect(m).toContain('top@1.0.0 depends on base');
     const forced = await store.uninstall(admin, 'base', { force: true });
     expect(forced.broken).toEqual(['top@1.0.0']);
