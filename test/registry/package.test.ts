@@ -15,7 +15,8 @@ const dir = tempDir('pkg-');
 
 /** tar (the package) makes the tar; zlib gzips it (tar's own gzip raced the test's end once). */
 const tarGz = async (o: { file: string; cwd: string; portable?: boolean }, list: string[]): Promise<void> => {
-  await tar.c({ file: `${o.file}.tar`, cwd: o.cwd, portable: o.portable }, list);
+  // Synchronously: tar's asynchronous file writer once wrote after its end (an uncaught error) in CI.
+  tar.c({ file: `${o.file}.tar`, cwd: o.cwd, portable: o.portable, sync: true }, list);
   fs.writeFileSync(o.file, zlib.gzipSync(fs.readFileSync(`${o.file}.tar`)));
 };
 
