@@ -344,4 +344,11 @@ describe('the store', () => {
     const now = [...snapshot().keys()].filter((k) => k !== 'configuration system/counter' && k !== 'configuration system/store-client');
     expect(now.sort()).toEqual([...pristine.keys()].sort());
   });
+
+  it('a key no longer trusted (os0 trust rm) installs nothing more', async () => {
+    await sys.submit({ op: 'delete', resource: { type: 'trusted-key', name: keyIdOf(trusted.publicKey) } }, admin);
+    const before = sys.core.index;
+    expect(await refused(store.install(admin, 'top', '*'))).toBe(`base is signed by key ${keyIdOf(trusted.publicKey)}, which is not trusted (add its .pub with os0 trust add)`);
+    expect(sys.core.index).toBe(before);
+  });
 });
