@@ -33,7 +33,6 @@ import type {
 } from './types.ts';
 import { decodeBase64, extendsChain, signRecovery, signRotation, trustReaches, verifyMetadata, vouches } from './verify.ts';
 
-/** JSON answers larger than this are refused (metadata of an app with thousands of versions fits). */
 /** A registry answer read as JSON (metadata, search, tokens): ~8,000 versions of one app fit; a resolution of 100 apps holds at most 400 MiB. */
 const MAX_JSON_BYTES = 4 * 1024 * 1024;
 
