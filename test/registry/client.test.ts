@@ -3,29 +3,20 @@
  * must refuse (tampering in transit, a lying registry, stale metadata, a changed registry key,
  * untrusted and rotated-out keys, untrusted recoveries, rollbacks). Plus unpack and the file state.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { tempDir } from '../helpers/tmp.ts';
 import { generateKeyPair, keyIdOf, readSecretKey, type KeyPair } from '../../registry/package/keys.ts';
-import { encodePackage, signPackage } from '../../registry/package/pack.ts';
-import { Registry } from '../../registry/server/registry.ts';
+import { encodePackage } from '../../registry/package/pack.ts';
 import { FileClientState, MemoryClientState, pick, RegistryClient, unpack, type TrustPolicy } from '../../registry/client/index.ts';
 import { refused } from '../helpers/errors.ts';
+import { makePackage, startRegistry as startNamed, type Running } from '../helpers/registry.ts';
 
 const dir = tempDir('regclient-');
 
-/** A small valid package (no programs, so no compiler run), signed by KEY. */
-function makePackage(name: string, version: string, key: KeyPair, extra: Record<string, unknown> = {}): Buffer {
-  const manifest = { name, version, description: `${name} for tests`, keywords: ['test'], capabilities: {}, permissions: { resources: [] }, dependencies: {}, ...extra };
-  const files = new Map([
-    ['os0.json', Buffer.from(JSON.stringify(manifest, null, 2))],
-    ['README.md', Buffer.from(`# ${name} ${version}\n`)],
-  ]);
-  return signPackage(encodePackage(files), key.secretKey).tgz;
-}
 
 
 interface Proxy {
@@ -70,24 +61,9 @@ async function startProxy(target: string): Promise<Proxy> {
   return px;
 }
 
-interface Running {
-  reg: Registry;
-  url: string;
-  admin: string;
-  dir: string;
-}
-
-const running: Registry[] = [];
-async function startRegistry(name: string, opts: { metadataTtlSeconds?: number } = {}): Promise<Running> {
-  const d = path.join(dir, name);
-  const reg = await Registry.open({ dir: d, ...opts });
-  running.push(reg);
-  const port = await reg.listen(0);
-  return { reg, url: `http://127.0.0.1:${port}`, admin: reg.adminToken ?? fs.readFileSync(path.join(d, 'admin.token'), 'utf8').trim(), dir: d };
-}
-afterAll(async () => {
-  await Promise.all(running.map((r) => r.close()));
-});
+/** Client tests' packages carry a README, to see files travel. */
+const signedPkg = (name: string, version: string, key: KeyPair, fields: Record<string, unknown> = {}): Buffer => makePackage(name, version, key, fields, { readme: true });
+const startRegistry = (name: string, opts: { metadataTtlSeconds?: number } = {}): Promise<Running> => startNamed(path.join(dir, name), opts);
 
 const trusting = (...keys: KeyPair[]): TrustPolicy => ({ publisherKeys: keys.map((k) => k.publicKey) });
 
@@ -105,7 +81,7 @@ describe('RegistryClient against a real registry', () => {
     const t = await admin.createToken('alice', 'tests');
     expect(t.token).toMatch(/^os0r_/);
     alice = new RegistryClient({ url: R.url, token: t.token, trust: trusting() });
-    for (const v of ['1.0.0', '1.1.0', '1.2.0']) await alice.publish(makePackage('hello', v, key1, { description: 'Says hello' }), { publicKey: key1.publicKey });
+    for (const v of ['1.0.0', '1.1.0', '1.2.0']) await alice.publish(signedPkg('hello', v, key1, { description: 'Says hello' }), { publicKey: key1.publicKey });
   });
 
   it('fetches the highest matching version, checked end to end, and pins the registry key', async () => {
@@ -146,8 +122,8 @@ describe('RegistryClient against a real registry', () => {
   });
 
   it('skips a yanked version in ranges, and takes it only when asked for exactly', async () => {
-    await alice.publish(makePackage('yanky', '1.0.0', key1), { publicKey: key1.publicKey });
-    await alice.publish(makePackage('yanky', '1.1.0', key1), { publicKey: key1.publicKey });
+    await alice.publish(signedPkg('yanky', '1.0.0', key1), { publicKey: key1.publicKey });
+    await alice.publish(signedPkg('yanky', '1.1.0', key1), { publicKey: key1.publicKey });
     const y = await alice.yank('yanky', '1.1.0', true, 'broken');
     expect(y.yanked).toBe(true);
     const c = reader(trusting(key1));
@@ -180,7 +156,7 @@ describe('RegistryClient against a real registry', () => {
       const m = await refused(reader(trusting(key1), { url: px.url }).fetch('hello', '1.2.0'));
       expect(m).toMatch(/^hello@1\.2\.0: the downloaded package does not match the signed metadata \(integrity sha256-/);
       // A whole other package, validly signed by a key the caller trusts, fails the same way.
-      const other = makePackage('hello', '1.2.0', key1, { description: 'evil twin' });
+      const other = signedPkg('hello', '1.2.0', key1, { description: 'evil twin' });
       px.rewrite = (p, body) => (p.endsWith('/package') ? other : body);
       // (a longer one is cut off as soon as it passes the signed size)
       expect(await refused(reader(trusting(key1), { url: px.url }).fetch('hello', '1.2.0'))).toMatch(/does not match the signed metadata|is larger than the \d+ bytes the signed metadata lists/);
@@ -220,7 +196,7 @@ describe('RegistryClient against a real registry', () => {
   it('refuses metadata from a short-lived registry once its documents expire', async () => {
     const S = await startRegistry('short', { metadataTtlSeconds: 60 });
     const tok = (await new RegistryClient({ url: S.url, token: S.admin, trust: trusting() }).createToken('bob')).token;
-    await new RegistryClient({ url: S.url, token: tok, trust: trusting() }).publish(makePackage('short', '1.0.0', key1), { publicKey: key1.publicKey });
+    await new RegistryClient({ url: S.url, token: tok, trust: trusting() }).publish(signedPkg('short', '1.0.0', key1), { publicKey: key1.publicKey });
     const c = new RegistryClient({ url: S.url, trust: trusting(key1), now: () => Date.now() + 61_000 });
     expect(await refused(c.fetch('short'))).toMatch(/^metadata for short expired at/);
     expect((await new RegistryClient({ url: S.url, trust: trusting(key1) }).fetch('short')).version).toBe('1.0.0');
@@ -246,13 +222,13 @@ describe('RegistryClient against a real registry', () => {
   });
 
   it('follows a key rotation: a client trusting the old key accepts a package by the new one', async () => {
-    await alice.publish(makePackage('rotor', '1.0.0', key1), { publicKey: key1.publicKey });
+    await alice.publish(signedPkg('rotor', '1.0.0', key1), { publicKey: key1.publicKey });
     const chain = await alice.rotateKey('rotor', key1.secretKey, key2.publicKey);
     expect(chain.map((k) => k.keyId)).toEqual([keyIdOf(key1.publicKey), keyIdOf(key2.publicKey)]);
     const kept = (await alice.metadata('rotor')).versions['1.0.0'].digest;
     expect(chain[1].record?.keep).toEqual([kept]);
-    expect(await refused(alice.publish(makePackage('rotor', '1.1.0', key1), { publicKey: key1.publicKey }))).toMatch(/./); // the old key may no longer publish
-    await alice.publish(makePackage('rotor', '1.1.0', key2), { publicKey: key2.publicKey });
+    expect(await refused(alice.publish(signedPkg('rotor', '1.1.0', key1), { publicKey: key1.publicKey }))).toMatch(/./); // the old key may no longer publish
+    await alice.publish(signedPkg('rotor', '1.1.0', key2), { publicKey: key2.publicKey });
     const c = reader(trusting(key1));
     const pkg = await c.fetch('rotor', '1.1.0');
     expect(pkg.keyId).toBe(keyIdOf(key2.publicKey));
@@ -264,7 +240,7 @@ describe('RegistryClient against a real registry', () => {
 
   it('trust flows forward only: rotating an app to a trusted public key does not vouch for what came before', async () => {
     const mallory = generateKeyPair();
-    await alice.publish(makePackage('evil', '1.0.0', mallory), { publicKey: mallory.publicKey });
+    await alice.publish(signedPkg('evil', '1.0.0', mallory), { publicKey: mallory.publicKey });
     // A public key is public: mallory hands her app to key1, keeping her own package "valid".
     await alice.rotateKey('evil', mallory.secretKey, key1.publicKey);
     const m = await refused(reader(trusting(key1)).fetch('evil', '1.0.0'));
@@ -272,17 +248,17 @@ describe('RegistryClient against a real registry', () => {
   });
 
   it("refuses a registry that hands an app back to a key its author rotated away from", async () => {
-    await alice.publish(makePackage('history', '1.0.0', key1), { publicKey: key1.publicKey });
+    await alice.publish(signedPkg('history', '1.0.0', key1), { publicKey: key1.publicKey });
     fs.cpSync(R.dir, path.join(dir, 'stale'), { recursive: true });
     await alice.rotateKey('history', key1.secretKey, key2.publicKey);
-    await alice.publish(makePackage('history', '1.1.0', key2), { publicKey: key2.publicKey });
+    await alice.publish(signedPkg('history', '1.1.0', key2), { publicKey: key2.publicKey });
     const state = new MemoryClientState();
     const registryKey = (await reader(trusting()).info()).keys.metadata.publicKey;
     expect((await reader(trusting(key1), { state, registryKey }).fetch('history')).version).toBe('1.1.0');
     expect(state.acceptedChain('history')).toEqual([keyIdOf(key1.publicKey), keyIdOf(key2.publicKey)]);
     // The same registry (same keys) as it was before the rotation, now serving a version signed by the old, leaked key.
     const S = await startRegistry('stale');
-    await new RegistryClient({ url: S.url, token: S.admin, trust: trusting() }).publish(makePackage('history', '1.2.0', key1), { publicKey: key1.publicKey });
+    await new RegistryClient({ url: S.url, token: S.admin, trust: trusting() }).publish(signedPkg('history', '1.2.0', key1), { publicKey: key1.publicKey });
     const m = await refused(new RegistryClient({ url: S.url, trust: trusting(key1), state, registryKey }).fetch('history'));
     expect(m).toBe(
       `the key chain of history the registry serves now (${keyIdOf(key1.publicKey)}) does not extend the one accepted before (${keyIdOf(key1.publicKey)} → ${keyIdOf(key2.publicKey)}): refusing it (the registry, or someone between, rewrote the app's history)`,
@@ -290,8 +266,8 @@ describe('RegistryClient against a real registry', () => {
   });
 
   it('refuses a version signed by a rotated-out key that the rotation did not keep', async () => {
-    await alice.publish(makePackage('leaky', '1.0.0', key1), { publicKey: key1.publicKey });
-    await alice.publish(makePackage('leaky', '1.1.0', key1), { publicKey: key1.publicKey });
+    await alice.publish(signedPkg('leaky', '1.0.0', key1), { publicKey: key1.publicKey });
+    await alice.publish(signedPkg('leaky', '1.1.0', key1), { publicKey: key1.publicKey });
     const keepOnly = (await alice.metadata('leaky')).versions['1.0.0'].digest;
     await alice.rotateKey('leaky', key1.secretKey, key2.publicKey, [keepOnly]);
     const c = reader(trusting(key1));
@@ -301,13 +277,13 @@ describe('RegistryClient against a real registry', () => {
   });
 
   it('accepts a key recovery only with a trusted root key, and reports it', async () => {
-    await alice.publish(makePackage('lost', '1.0.0', key1), { publicKey: key1.publicKey });
+    await alice.publish(signedPkg('lost', '1.0.0', key1), { publicKey: key1.publicKey });
     const root = readSecretKey(path.join(R.dir, 'root.key'));
     const admin = new RegistryClient({ url: R.url, token: R.admin, trust: trusting() });
     expect(await refused(alice.recover('lost', root, key2.publicKey))).toMatch(/./); // admin only
     const chain = await admin.recover('lost', root, key2.publicKey);
     expect(chain[1].record?.type).toBe('os0-key-recovery-v1');
-    await alice.publish(makePackage('lost', '1.1.0', key2), { publicKey: key2.publicKey });
+    await alice.publish(signedPkg('lost', '1.1.0', key2), { publicKey: key2.publicKey });
     const rootPub = Buffer.from(R.reg.info().keys.root.publicKey, 'base64');
     const ok = await reader({ publisherKeys: [key2.publicKey], rootKeys: [new Uint8Array(rootPub)] }).fetch('lost', '1.1.0');
     expect(ok.notices).toEqual([expect.stringMatching(/^the key of lost was replaced by the registry operator's root key on \d{4}-\d\d-\d\d$/)]);
@@ -318,12 +294,12 @@ describe('RegistryClient against a real registry', () => {
   });
 
   it('reports the registry\'s own one-line errors and unreachable registries', async () => {
-    expect(await refused(alice.publish(makePackage('hello', '1.0.0', key1), { publicKey: key1.publicKey }))).toMatch(/1\.0\.0/);
-    const e = await alice.publish(makePackage('hello', '1.0.0', key1), { publicKey: key1.publicKey }).catch((x) => x);
+    expect(await refused(alice.publish(signedPkg('hello', '1.0.0', key1), { publicKey: key1.publicKey }))).toMatch(/1\.0\.0/);
+    const e = await alice.publish(signedPkg('hello', '1.0.0', key1), { publicKey: key1.publicKey }).catch((x) => x);
     expect(e.status).toBe(409);
     expect(await refused(reader(trusting(key1)).metadata('nothing-here'))).toMatch(/nothing-here/);
     const anon = reader(trusting());
-    expect((await anon.publish(makePackage('anon', '1.0.0', key1), { publicKey: key1.publicKey }).catch((x) => x)).status).toBe(401);
+    expect((await anon.publish(signedPkg('anon', '1.0.0', key1), { publicKey: key1.publicKey }).catch((x) => x)).status).toBe(401);
     const unsigned = encodePackage(new Map([['os0.json', Buffer.from(JSON.stringify({ name: 'u', version: '1.0.0', capabilities: {}, permissions: { resources: [] } }))]]));
     expect(await refused(alice.publish(unsigned))).toMatch(/^u@1\.0\.0 is not signed/);
     const gone = await startProxy(R.url);

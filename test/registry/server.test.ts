@@ -3,7 +3,7 @@
  * each refusal of the protocol, signed metadata, yank, key rotation and recovery, search,
  * tokens, rate limits, and `os0 registry serve` as a child process.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -15,42 +15,19 @@ import type { KeyEntry, KeyRecord, MetadataEnvelope, VersionEntry } from '../../
 import { generateKeyPair, keyIdOf, readSecretKey, type KeyPair } from '../../registry/package/keys.ts';
 import { encodePackage, inspect, pack, signDigest, digestOf, verify } from '../../registry/package/pack.ts';
 import { gzip, writeTar, type TarEntry } from '../../registry/package/tar.ts';
-import { Registry, skeleton, type RegistryOptions } from '../../registry/server/index.ts';
+import { skeleton, type RegistryOptions } from '../../registry/server/index.ts';
 import { BIN, NODE, cleanEnv, freePort } from '../helpers/os0.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { makePackage, startRegistry, type Running } from '../helpers/registry.ts';
 
 const HELLO = path.join(import.meta.dirname, '..', '..', 'samples', 'hello');
 const root = tempDir('registry-server-');
 
-interface Running {
-  reg: Registry;
-  url: string;
-  admin: string;
-  dir: string;
-}
-const running: Registry[] = [];
 let seq = 0;
-async function start(opts: Omit<RegistryOptions, 'dir'> = {}): Promise<Running> {
-  const dir = path.join(root, `r${seq++}`);
-  const reg = await Registry.open({ dir, limits: { publishesPerMinute: 10_000, ...opts.limits }, ...opts });
-  running.push(reg);
-  const port = await reg.listen(0);
-  return { reg, url: `http://127.0.0.1:${port}`, admin: reg.adminToken!, dir };
-}
-afterAll(async () => {
-  await Promise.all(running.map((r) => r.close()));
-});
+const start = (opts: Omit<RegistryOptions, 'dir'> = {}): Promise<Running> => startRegistry(path.join(root, `r${seq++}`), { ...opts, limits: { publishesPerMinute: 10_000, ...opts.limits } });
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
 
-/** A signed package built in memory: os0.json (+ extra files), no programs to compile. */
-function makePackage(name: string, version: string, key: KeyPair, extra: { description?: string; keywords?: string[]; manifest?: Record<string, unknown> } = {}): Buffer {
-  const manifest = { name, version, description: extra.description ?? `the ${name} app`, keywords: extra.keywords ?? [], capabilities: {}, permissions: { resources: [] }, ...extra.manifest };
-  const files = new Map<string, Buffer>([['os0.json', Buffer.from(JSON.stringify(manifest))]]);
-  const sig = signDigest(digestOf(files), key.secretKey);
-  files.set('signature.json', Buffer.from(JSON.stringify(sig)));
-  return encodePackage(files);
-}
 
 interface Answer<T = any> {
   status: number;
@@ -382,11 +359,10 @@ describe('registry server: metadata', () => {
     expect(fs.readFileSync(path.join(R.dir, 'admin.token'), 'utf8').trim()).toBe(R.admin);
     const before = R.reg.info();
     await R.reg.close();
-    const reg = await Registry.open({ dir: R.dir });
-    running.push(reg);
-    expect(reg.adminToken).toBeNull();
-    expect(reg.info().keys).toEqual(before.keys);
-    const S = { ...R, reg, url: `http://127.0.0.1:${await reg.listen(0)}` };
+    const S = await startRegistry(R.dir);
+    expect(S.reg.adminToken).toBeNull();
+    expect(S.admin).toBe(R.admin);
+    expect(S.reg.info().keys).toEqual(before.keys);
     expect((await call<MetadataEnvelope>(S, 'GET', '/v1/apps/durable')).body.signed.versions['1.0.0'].keyId).toBe(keyIdOf(key.publicKey));
     expect((await call(S, 'GET', '/v1/tokens', { token: t })).status).toBe(200);
     expect(refused(await publish(S, makePackage('durab1e', '1.0.0', key), key), 409)).toMatch(/"durable"/);
