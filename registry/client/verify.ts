@@ -4,12 +4,11 @@
  * is an Error with a one-line message.
  */
 import nacl from 'tweetnacl';
-import { METADATA_PREFIX, metadataMessage, RECOVERY, recordMessage, ROTATION } from '../signing.ts';
+import { metadataMessage, RECOVERY, recordMessage, ROTATION } from '../signing.ts';
 import { verifyDetached } from '../package/ed25519.ts';
 import { keyIdOf, publicKeyOf } from '../package/keys.ts';
-import type { AppMetadata, KeyEntry, KeyRecord, MetadataEnvelope, TrustPolicy, VerifiedMetadata } from './types.ts';
+import type { AppMetadata, KeyEntry, KeyRecord, TrustPolicy, VerifiedMetadata } from './types.ts';
 
-export { METADATA_PREFIX, RECOVERY, recordMessage, ROTATION };
 
 const isRecord = (o: unknown): o is Record<string, unknown> => o !== null && typeof o === 'object' && !Array.isArray(o);
 

@@ -8,7 +8,7 @@
  *   await reg.close();
  *
  * A name's first publish sends the signer's public key in `x-os0-public-key` (signature.json
- * names only its id). Signatures are made and checked with node:crypto's Ed25519 (ed25519.ts):
+ * names only its id). Signatures are made and checked with node:crypto's Ed25519 (../package/ed25519.ts):
  * the same bytes as tweetnacl, about 100 times faster, which a server that verifies every
  * publish and signs every app's metadata needs.
  *
@@ -19,5 +19,4 @@
 export { Registry, DEFAULT_LIMITS, ADMIN_TOKEN_FILE, type RegistryOptions, type RegistryLimits, type Caller } from './registry.ts';
 export { RegistryError } from './errors.ts';
 export { skeleton } from './names.ts';
-export { METADATA_PREFIX } from './metadata.ts';
-export { recordMessage, ROTATION, RECOVERY } from './keychain.ts';
+export { METADATA_PREFIX, recordMessage, ROTATION, RECOVERY } from '../signing.ts';

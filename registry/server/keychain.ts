@@ -9,7 +9,6 @@ import type { KeyEntry, KeyRecord } from '../client/types.ts';
 import { verifyDetached } from '../package/ed25519.ts';
 import { RegistryError } from './errors.ts';
 
-export { RECOVERY, recordMessage, ROTATION };
 
 export const currentKey = (chain: KeyEntry[]): KeyEntry => chain[chain.length - 1];
 

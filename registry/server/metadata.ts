@@ -5,12 +5,11 @@
  */
 import type { KeyObject } from 'node:crypto';
 import semver from 'semver';
-import { METADATA_PREFIX, metadataMessage } from '../signing.ts';
+import { metadataMessage } from '../signing.ts';
 import type { AppMetadata, MetadataEnvelope, VersionEntry } from '../client/types.ts';
 import { signDetached } from '../package/ed25519.ts';
 import type { AppRecord } from './store.ts';
 
-export { METADATA_PREFIX };
 
 /** The highest non-yanked, non-prerelease version, or null. */
 export function latestOf(versions: Record<string, VersionEntry>): string | null {
