@@ -128,7 +128,7 @@ describe('os0 publish against os0 registry serve', () => {
     ]);
     expect(rot.status, rot.stderr).toBe(0);
     const oldId = keyIdOf(readPublicKey(path.join(work, 'publisher.pub')));
-    expect(rot.stdout).toBe(`the key of hello is now ${kg.stdout.trim()} (was ${oldId}; it keeps vouching for 1 published versions)\n`);
+    expect(rot.stdout).toBe(`the key of hello is now ${kg.stdout.trim()} (was ${oldId}; it keeps vouching for 1 published version: 1.0.0)\n`);
     const next = readPublicKey(path.join(work, 'next', 'publisher.pub'));
     const old = readPublicKey(path.join(work, 'publisher.pub'));
     const pkg = await new RegistryClient({ url, trust: { publisherKeys: [old] } }).fetch('hello', '1.0.0');

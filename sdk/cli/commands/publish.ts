@@ -198,10 +198,14 @@ export async function rotateKey(app: string, o: RegistryOpts & { key: string; ne
   const f = format(o.output);
   const sk = readKey(o.key);
   const pk = readPub(o.newKey);
-  const chain = await run(() => clientFor(o).rotateKey(app, sk, pk));
-  const last = chain[chain.length - 1];
+  const client = clientFor(o);
+  const chain = await run(() => client.rotateKey(app, sk, pk));
+  const keep = chain[chain.length - 1]?.record?.keep ?? [];
   if (f === 'table') {
-    process.stdout.write(`the key of ${app} is now ${keyIdOf(pk)} (was ${keyIdOf(publicKeyOf(sk))}; it keeps vouching for ${last?.record?.keep.length ?? 0} published versions)\n`);
+    // Name what the old key keeps vouching for, so that its author can see it is all theirs.
+    const versions = Object.values((await run(() => client.metadata(app))).versions).filter((v) => keep.includes(v.digest)).map((v) => v.version);
+    const what = versions.length === 0 ? 'no published version' : `${versions.length} published version${versions.length === 1 ? '' : 's'}: ${versions.join(', ')}`;
+    process.stdout.write(`the key of ${app} is now ${keyIdOf(pk)} (was ${keyIdOf(publicKeyOf(sk))}; it keeps vouching for ${what})\n`);
   } else print(f, chain, () => []);
 }
 
