@@ -119,7 +119,7 @@ export class Handlers {
     const history = this.core.history;
     const attempts = spec.attempts ?? 5;
     while (running()) {
-      const recs = history.read(st.cursor + 1, 256);
+      const recs = await history.read(st.cursor + 1, 256);
       if (recs === 'gone') {
         st.lastError = `fell behind the retained log window at ${st.cursor}; resumed at ${history.lastIndex}`;
         st.failures++;
@@ -177,7 +177,7 @@ export class Handlers {
     const deadline = Date.now() + waitMs;
     for (;;) {
       const from = st.cursor + 1;
-      const recs = this.core.history.read(from, 1024);
+      const recs = await this.core.history.read(from, 1024);
       if (recs === 'gone') throw new OsError('conflict', `handler ${name} is behind the retained log window (cursor ${st.cursor}); re-list and register it again`);
       const events: HandlerEvent[] = [];
       let last = st.cursor;
