@@ -164,7 +164,7 @@ export class Api {
       if (typeof body?.name !== 'string' || !/^[a-z0-9][a-z0-9.-]{0,62}$/.test(body.name)) throw new OsError('invalid', 'a handler needs {"name": "lowercase-name", "query": {type?, namespace?, tags?}}');
       const query = body.query ?? {};
       sys.authorize(c.get('actor'), 'watch', query.type ?? '*', query.namespace ?? '');
-      const cursor = sys.handlers.registerRemote(body.name, query, body.from, c.get('actor').name);
+      const cursor = await sys.handlers.registerRemote(body.name, query, body.from, c.get('actor').name);
       return c.json({ name: body.name, cursor });
     });
     app.get('/v1/handlers', (c) => c.json(sys.handlers.status()));
@@ -197,9 +197,9 @@ export class Api {
       const cursor = await sys.handlers.ack(c.req.param('name'), body?.index as number);
       return c.json({ cursor });
     });
-    app.delete('/v1/handlers/:name', (c) => {
+    app.delete('/v1/handlers/:name', async (c) => {
       mine(c);
-      sys.handlers.remove(c.req.param('name'));
+      await sys.handlers.remove(c.req.param('name'));
       return c.json({ ok: true });
     });
   }
