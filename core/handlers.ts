@@ -205,7 +205,7 @@ export class Handlers {
       if (st.retry) await this.retryParkedEvents(st, spec, running);
       if ((st.saved.parked?.length ?? 0) >= PARKED_MAX) {
         st.lastError = `${PARKED_MAX} events are parked: retry or drop them to let this handler go on`;
-        await new Promise<void>((r) => (st.poke = r)).then(() => (st.poke = null));
+        await this.poked(st);
         continue;
       }
       const recs = await history.read(st.saved.cursor + 1, RECORDS_PER_READ);
@@ -247,6 +247,7 @@ export class Handlers {
 
   /** A promise that a retryParked() or dropParked() call resolves. */
   private poked(st: State): Promise<void> {
+    if (st.retry) return Promise.resolve();
     return new Promise<void>((r) => (st.poke = r));
   }
 
