@@ -9,13 +9,13 @@
  */
 import * as path from 'node:path';
 import { OsError } from './errors.ts';
-import { decodeBody, deleteKeyJson } from './logrecord.ts';
+import { changeJson, decodeBody, decodeRecord, type Change, type Committed } from './log/record.ts';
+import { LogReader } from './log/reader.ts';
 import type { Filter, FilterContext, PlannedChange, StateView } from './filter.ts';
 import type { FileIO } from './fileio.ts';
 import { API_VERSION, checkSubmission, keyOf, LIMITS, newId, type Command, type Resource } from './resource.ts';
 import { Levels } from './sstable/levels.ts';
 import type { Entry } from './sstable/sstable.ts';
-import { History } from './history.ts';
 import { Tree, type Query } from './tree/tree.ts';
 import { encodeRecord } from './wal/codec.ts';
 import { Wal, type TornTail } from './wal/wal.ts';
@@ -41,21 +41,7 @@ export interface CoreOptions {
   report?: (message: string) => void;
 }
 
-export type Action = 'create' | 'update' | 'delete';
-
-export interface Change {
-  action: Action;
-  old: Resource | null;
-  new: Resource | null;
-}
-
-/** One log record, as subscribers see it once it is durable and applied. */
-export interface Committed {
-  index: number;
-  time: string;
-  actor: string;
-  changes: Change[];
-}
+export type { Action, Change, Committed } from './log/record.ts';
 
 export interface SubmitResult {
   index: number;
@@ -93,8 +79,8 @@ const describe = (ns: string, type: string, name: string): string => `${type} ${
 export class Core {
   readonly dir: string;
   readonly tree = new Tree();
-  /** The retained log window: what watches, handlers and `os0 log` read. */
-  readonly history: History;
+  /** The retained log window: what watches, handlers and `os0 log` read (memory or disk, the same records). */
+  readonly history: LogReader<Committed>;
   /** What recovery cut from the WAL's tail, if anything. */
   torn: TornTail | null = null;
   private wal!: Wal;
@@ -129,7 +115,16 @@ export class Core {
     this.autoFlush = opts.autoFlush ?? true;
     this.deltasBeforeCompaction = opts.deltasBeforeCompaction ?? 4;
     this.retainRecords = opts.retainRecords ?? 500_000;
-    this.history = new History(opts.historyRecords ?? 2048, () => this.wal);
+    const historyRecords = opts.historyRecords ?? 2048;
+    this.history = new LogReader<Committed>({
+      source: () => this.wal,
+      decode: decodeRecord,
+      capacity: historyRecords,
+      // A record may hold up to 1000 changes (a batch): bound those too.
+      weight: (c) => c.changes.length,
+      weightMax: historyRecords * 10,
+      io: opts.io,
+    });
     this.view = { get: (ns, type, name) => this.lookup(ns, type, name), getById: (id) => this.lookupId(id) };
   }
 
@@ -258,15 +253,16 @@ export class Core {
         if (f.release) admitted.push(change);
       }
       const { old, next } = change;
+      let json: string | null = null;
       if (next) {
-        const json = JSON.stringify(next);
+        json = JSON.stringify(next);
         if (json.length > LIMITS.resourceBytes / 4 && Buffer.byteLength(json) > LIMITS.resourceBytes) {
           throw new OsError('too_large', `${describe(next.namespace, next.type, next.name)} is ${Buffer.byteLength(json)} bytes; a resource may be at most ${LIMITS.resourceBytes} bytes (move bulk data elsewhere)`);
         }
-        body += (planned.length ? ',{"o":"' : '{"o":"') + (old ? 'update","r":' : 'create","r":') + json + '}';
-      } else {
-        body += (planned.length ? ',' : '') + `{"o":"delete","r":${deleteKeyJson(old!, index)}}`;
       }
+      // The record carries old as well as new, so every reader (memory or disk) gets the same change.
+      body += (planned.length ? ',' : '') + changeJson(old ? this.jsonOf(old) : null, json);
+      if (next) this.lastJson.set(next, json!);
       planned.push(change);
       keys.push(key);
       // Deletes are recorded too, so a cascade reaching one resource twice (shared or cyclic owners) deletes it once.
@@ -390,6 +386,15 @@ export class Core {
     }
   }
 
+  /**
+   * The JSON written for a resource this process stored, so that logging it again as an update's
+   * or a delete's `old` costs a lookup, not a second serialisation.
+   */
+  private readonly lastJson = new WeakMap<Resource, string>();
+  private jsonOf(r: Resource): string {
+    return this.lastJson.get(r) ?? JSON.stringify(r);
+  }
+
   private lastActor = '';
   private lastActorJson = '""';
   private actorJson(actor: string): string {
@@ -426,7 +431,7 @@ export class Core {
     }
     this.applied = p.index;
     const c: Committed = { index: p.index, time: p.time, actor: p.actor, changes };
-    this.history.push(c);
+    this.history.push(p.index, c);
     if (this.subscribers.size > 0) {
       for (const s of this.subscribers) {
         try {

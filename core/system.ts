@@ -39,13 +39,13 @@ export class System {
   readonly adminToken: string | null;
   watchers = 0;
 
-  private constructor(core: Core, schema: SchemaFilter, permissions: Permissions, economy: Economy, adminToken: string | null) {
+  private constructor(core: Core, handlers: Handlers, schema: SchemaFilter, permissions: Permissions, economy: Economy, adminToken: string | null) {
     this.core = core;
     this.schema = schema;
     this.permissions = permissions;
     this.economy = economy;
     this.adminToken = adminToken;
-    this.handlers = new Handlers(core, core.dir);
+    this.handlers = handlers;
   }
 
   static async open(opts: SystemOptions): Promise<System> {
@@ -62,7 +62,8 @@ export class System {
     let adminToken: string | null = null;
     if (core.index === 0) adminToken = await System.bootstrap(core);
     else await System.addMissingTypes(core);
-    return new System(core, schema, permissions, economy, adminToken);
+    const handlers = await Handlers.open(core, core.dir, opts.io);
+    return new System(core, handlers, schema, permissions, economy, adminToken);
   }
 
   /** First start: the built-in types, namespace `system`, the admins policy and an admin token. */
@@ -175,12 +176,17 @@ export class System {
     lines.push('# HELP os0_resources Live resources in the tree.', '# TYPE os0_resources gauge', `os0_resources ${this.core.tree.size}`);
     lines.push('# HELP os0_watchers Open watches.', '# TYPE os0_watchers gauge', `os0_watchers ${this.watchers}`);
     lines.push('# HELP os0_handler_lag_records Records a handler has yet to process.', '# TYPE os0_handler_lag_records gauge');
-    for (const h of this.handlers.status()) lines.push(`os0_handler_lag_records{handler="${h.name}"} ${h.lag}`);
+    const handlers = this.handlers.status();
+    for (const h of handlers) lines.push(`os0_handler_lag_records{handler="${h.name}"} ${h.lag}`);
+    lines.push('# HELP os0_handler_parked_events Events that kept failing, parked until someone retries or drops them.', '# TYPE os0_handler_parked_events gauge');
+    for (const h of handlers) lines.push(`os0_handler_parked_events{handler="${h.name}"} ${h.parked.length}`);
+    lines.push('# HELP os0_handler_relists_total Times a handler fell behind the retained log and had to re-list.', '# TYPE os0_handler_relists_total counter');
+    for (const h of handlers) lines.push(`os0_handler_relists_total{handler="${h.name}"} ${h.relists}`);
     return lines.join('\n') + '\n';
   }
 
   async close(): Promise<void> {
-    this.handlers.close();
+    await this.handlers.close();
     await this.core.close();
   }
 

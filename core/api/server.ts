@@ -120,11 +120,11 @@ export class Api {
 
     app.get('/v1/resources/:id', (c) => c.json(this.present(sys.getById(c.get('actor'), c.req.param('id')))));
 
-    app.get('/v1/log', (c) => {
+    app.get('/v1/log', async (c) => {
       const actor = c.get('actor');
       const since = intParam(c.req.query('since'), 'since') ?? Math.max(0, sys.core.index - 100);
       const limit = Math.min(Number(c.req.query('limit') ?? 1000) || 1000, 10_000);
-      const recs = sys.core.history.read(since + 1, limit);
+      const recs = await sys.core.history.read(since + 1, limit);
       if (recs === 'gone') throw new OsError('conflict', `index ${since} is older than the retained log (from ${sys.core.history.firstIndex}); ask for a later one`);
       const out = recs.map((r) => ({
         index: r.index,
@@ -164,7 +164,7 @@ export class Api {
       if (typeof body?.name !== 'string' || !/^[a-z0-9][a-z0-9.-]{0,62}$/.test(body.name)) throw new OsError('invalid', 'a handler needs {"name": "lowercase-name", "query": {type?, namespace?, tags?}}');
       const query = body.query ?? {};
       sys.authorize(c.get('actor'), 'watch', query.type ?? '*', query.namespace ?? '');
-      const cursor = sys.handlers.registerRemote(body.name, query, body.from, c.get('actor').name);
+      const cursor = await sys.handlers.registerRemote(body.name, query, body.from, c.get('actor').name);
       return c.json({ name: body.name, cursor });
     });
     app.get('/v1/handlers', (c) => c.json(sys.handlers.status()));
@@ -197,9 +197,9 @@ export class Api {
       const cursor = await sys.handlers.ack(c.req.param('name'), body?.index as number);
       return c.json({ cursor });
     });
-    app.delete('/v1/handlers/:name', (c) => {
+    app.delete('/v1/handlers/:name', async (c) => {
       mine(c);
-      sys.handlers.remove(c.req.param('name'));
+      await sys.handlers.remove(c.req.param('name'));
       return c.json({ ok: true });
     });
   }
@@ -270,7 +270,7 @@ export class Api {
       let lastSent = Date.now();
       await send(`event: bookmark\ndata: {"index":${cursor}}\n\n`);
       while (open) {
-        const recs = sys.core.history.read(cursor + 1, 512);
+        const recs = await sys.core.history.read(cursor + 1, 512);
         if (recs === 'gone') {
           await send(`event: gone\ndata: ${JSON.stringify({ error: { code: 'conflict', message: `fell behind the retained log at ${cursor}: re-list, then watch again` } })}\n\n`);
           break;

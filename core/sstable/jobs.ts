@@ -4,9 +4,8 @@
  * deltas into a new base.
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { decodeBody } from '../logrecord.ts';
-import { decodeSegment, parseSegmentName } from '../wal/codec.ts';
+import { decodeBody } from '../log/record.ts';
+import { readSealedSegmentSync } from '../log/segments.ts';
 import { entryKey, SstReader, SstWriter, type Entry } from './sstable.ts';
 
 export interface FlushJob {
@@ -41,10 +40,7 @@ interface Row {
 export function flush(job: FlushJob): JobResult {
   const rows: Row[] = [];
   for (const file of job.segments) {
-    const first = parseSegmentName(path.basename(file));
-    if (first === null) throw new Error(`not a WAL segment: ${file}`);
-    const seg = decodeSegment(fs.readFileSync(file), path.basename(file), false, first);
-    for (const rec of seg.records) {
+    for (const rec of readSealedSegmentSync(file)) {
       if (rec.index <= job.from || rec.index > job.to) continue;
       for (const ch of decodeBody(rec.body).c) {
         const e = ch.o === 'delete' ? { $del: 1, id: ch.r.id, namespace: ch.r.namespace, type: ch.r.type, name: ch.r.name, revision: rec.index } : (ch.r as unknown as Entry);

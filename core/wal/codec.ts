@@ -66,6 +66,25 @@ function recordProblem(buf: Buffer, at: number, expectIndex: number | null): str
   return null;
 }
 
+/**
+ * The records of a segment that is read while it may still be written (a reader's view, not
+ * recovery's): every valid record from the start, up to the first that is not (yet) whole.
+ */
+export function scanSegment(buf: Buffer, expectFirstIndex: number): DecodedRecord[] {
+  const records: DecodedRecord[] = [];
+  if (buf.length < SEGMENT_HEADER_BYTES || !buf.subarray(0, 8).equals(SEGMENT_MAGIC)) return records;
+  if (buf.readUInt32LE(8) + buf.readUInt32LE(12) * 0x100000000 !== expectFirstIndex) return records;
+  let at = SEGMENT_HEADER_BYTES;
+  let index = expectFirstIndex;
+  while (at < buf.length && recordProblem(buf, at, index) === null) {
+    const len = buf.readUInt32LE(at + 4);
+    records.push({ index, body: buf.subarray(at + RECORD_HEADER_BYTES, at + RECORD_HEADER_BYTES + len) });
+    at += pad8(RECORD_HEADER_BYTES + len);
+    index++;
+  }
+  return records;
+}
+
 export interface DecodedSegment {
   firstIndex: number;
   records: DecodedRecord[];

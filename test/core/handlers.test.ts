@@ -16,7 +16,7 @@ describe('in-process handlers', () => {
   it('get matching changes in log order, and resume from their durable cursor after a restart', async () => {
     const dir = tempDir();
     let core = await Core.open({ dir });
-    let handlers = new Handlers(core, dir);
+    let handlers = await Handlers.open(core, dir);
     const seen: HandlerEvent[] = [];
     handlers.register({ name: 'watcher', query: { type: 'configuration', namespace: 'a' }, handle: (e) => void seen.push(e) });
     await put(core, 'a', 'x', 1);
@@ -30,25 +30,25 @@ describe('in-process handlers', () => {
       ['update', 'x', 4],
     ]);
     expect(seen[2].old?.data).toEqual({ v: 1 });
-    handlers.close();
+    await handlers.close();
     await put(core, 'a', 'while-down');
     await core.close();
 
     core = await Core.open({ dir });
-    handlers = new Handlers(core, dir);
+    handlers = await Handlers.open(core, dir);
     const after: HandlerEvent[] = [];
     handlers.register({ name: 'watcher', query: { type: 'configuration', namespace: 'a' }, handle: (e) => void after.push(e) });
     await put(core, 'a', 'after-restart');
     await until(() => after.length === 2);
     expect(after.map((e) => e.new?.name)).toEqual(['while-down', 'after-restart']);
-    handlers.close();
+    await handlers.close();
     await core.close();
   });
 
   it('retry a failing event with backoff, record the error, and never hold up the others', async () => {
     const dir = tempDir();
     const core = await Core.open({ dir });
-    const handlers = new Handlers(core, dir);
+    const handlers = await Handlers.open(core, dir);
     let attempts = 0;
     handlers.register({
       name: 'flaky',
@@ -80,7 +80,7 @@ describe('in-process handlers', () => {
     expect(slow.lag).toBe(21);
     release();
     await until(() => handlers.status().find((h) => h.name === 'slow')!.cursor === 21);
-    handlers.close();
+    await handlers.close();
     await core.close();
   });
 });
