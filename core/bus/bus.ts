@@ -33,7 +33,7 @@ export interface BusLimits {
 }
 
 export const DEFAULT_LIMITS: BusLimits = {
-  messageBytesMax: 1024 * 1024,
+  messageBytesMax: 1_000_000,
   streamMessagesMax: 100_000,
   streamBytesMax: 64 * 1024 * 1024,
   streamAgeMsMax: 7 * 24 * 3600_000,
