@@ -16,7 +16,7 @@ import type { FileIO } from '../../fileio.ts';
 import { OsError } from '../../errors.ts';
 import { fetchOptions, type Consumer, type ConsumerInfo, type FetchOptions, type Message, type ResolvedConsumerOptions } from '../bus.ts';
 import { JsonLog } from './log.ts';
-import type { Stored, Stream } from './stream.ts';
+import type { Meta, Stream } from './stream.ts';
 
 interface Pending {
   deliveries: number;
@@ -71,12 +71,12 @@ export class EmbeddedConsumer implements Consumer {
     this.durable = durable;
   }
 
-  static async open(root: string, s: Stream, durable: string, opts: ResolvedConsumerOptions, io?: FileIO): Promise<EmbeddedConsumer> {
+  static async open(root: string, s: Stream, durable: string, opts: ResolvedConsumerOptions, io?: FileIO, segmentBytes = SEGMENT_BYTES): Promise<EmbeddedConsumer> {
     const c = new EmbeddedConsumer(s, durable);
     let created = false;
     let lastSnapshot = 0;
     c.log = await JsonLog.open(
-      { dir: path.join(root, 'consumers', s.name, durable), io, segmentBytes: SEGMENT_BYTES, onSealed: () => (c.snapshotDue = true) },
+      { dir: path.join(root, 'consumers', s.name, durable), io, segmentBytes, onSealed: () => (c.snapshotDue = true) },
       (index, body) => {
         const r = body as Rec;
         if (r.s) lastSnapshot = index;
@@ -182,7 +182,7 @@ export class EmbeddedConsumer implements Consumer {
     let parked: ParkedEntry[] | null = null;
     for (const [seq, p] of this.pending) {
       if (p.deadline > now) continue;
-      const m = this.s.get(seq);
+      const m = this.s.meta(seq);
       if (!m) {
         this.pending.delete(seq);
         this.markDone(seq);
@@ -193,7 +193,7 @@ export class EmbeddedConsumer implements Consumer {
     if (parked) void this.write({ p: parked }).catch(() => {});
   }
 
-  private park(seq: number, m: Stored, p: Pending): ParkedEntry {
+  private park(seq: number, m: Meta, p: Pending): ParkedEntry {
     const e = { s: seq, i: m.id, t: m.time, n: p.deliveries };
     this.pending.delete(seq);
     this.markDone(seq);
@@ -201,9 +201,10 @@ export class EmbeddedConsumer implements Consumer {
     return e;
   }
 
-  private pick(max: number, now: number): { m: Stored; n: number }[] {
+  /** Chooses what to deliver now (redeliveries first, then new messages) and counts the delivery. */
+  private pick(max: number, now: number): { seq: number; n: number }[] {
     this.expire(now);
-    const out: { m: Stored; n: number }[] = [];
+    const out: { seq: number; n: number }[] = [];
     const ready: number[] = [];
     for (const [seq, p] of this.pending) if (p.deadline <= now) ready.push(seq);
     ready.sort((a, b) => a - b);
@@ -212,13 +213,12 @@ export class EmbeddedConsumer implements Consumer {
       const p = this.pending.get(seq)!;
       p.deliveries++;
       p.deadline = now + this.o.ackWaitMs;
-      out.push({ m: this.s.get(seq)!, n: p.deliveries });
+      out.push({ seq, n: p.deliveries });
     }
     if (this.next < this.s.first) this.next = this.s.first;
     while (out.length < max && this.pending.size < this.o.ackPendingMax && this.next <= this.s.last) {
-      const m = this.s.get(this.next)!;
       this.pending.set(this.next, { deliveries: 1, deadline: now + this.o.ackWaitMs });
-      out.push({ m, n: 1 });
+      out.push({ seq: this.next, n: 1 });
       this.next++;
     }
     this.advanceFloor();
@@ -235,8 +235,15 @@ export class EmbeddedConsumer implements Consumer {
       if (got.length > 0) {
         // The delivery counts are durable before anyone sees the messages, so a crash never
         // lets a message past its deliveriesMax.
-        await this.write({ d: got.map((g) => g.m.seq) });
-        return got.map(({ m, n }) => ({ stream: this.stream, seq: m.seq, id: m.id, time: m.time, data: JSON.parse(m.data), deliveries: n }));
+        const [, stored] = await Promise.all([this.write({ d: got.map((g) => g.seq) }), this.s.read(got.map((g) => g.seq))]);
+        const out: Message[] = [];
+        for (const { seq, n } of got) {
+          const m = stored.get(seq);
+          if (m) out.push({ stream: this.stream, seq, id: m.id, time: m.time, data: JSON.parse(m.data), deliveries: n });
+          else if (this.pending.delete(seq)) this.markDone(seq); // dropped by retention meanwhile
+        }
+        if (out.length > 0) return out;
+        continue;
       }
       if (now >= until) return [];
       let soonest = until;
@@ -267,7 +274,7 @@ export class EmbeddedConsumer implements Consumer {
     if (this.closed) throw new OsError('closed', `bus consumer ${this.durable} on ${this.stream} is closed`);
     const p = this.pending.get(seq);
     if (!p) return;
-    const m = this.s.get(seq);
+    const m = this.s.meta(seq);
     if (m && p.deliveries >= this.o.deliveriesMax) {
       await this.write({ p: [this.park(seq, m, p)] });
     } else {
@@ -291,8 +298,10 @@ export class EmbeddedConsumer implements Consumer {
 
   async parked(max = 100): Promise<Message[]> {
     this.expire(Date.now());
-    return this.parkedList.slice(0, Math.max(0, Math.min(max, PARKED_LISTED_MAX))).map((p) => {
-      const m = this.s.get(p.s);
+    const list = this.parkedList.slice(0, Math.max(0, Math.min(max, PARKED_LISTED_MAX)));
+    const stored = await this.s.read(list.map((p) => p.s));
+    return list.map((p) => {
+      const m = stored.get(p.s);
       return { stream: this.stream, seq: p.s, id: p.i, time: p.t, data: m ? JSON.parse(m.data) : null, deliveries: p.n };
     });
   }

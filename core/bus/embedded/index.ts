@@ -22,13 +22,15 @@ import {
   type StreamInfo,
 } from '../bus.ts';
 import { EmbeddedConsumer } from './consumer.ts';
-import { Stream } from './stream.ts';
+import { Stream, type Tuning } from './stream.ts';
 
 export interface EmbeddedBusOptions {
   /** Directory of the bus (e.g. DATA/bus). */
   dir: string;
   limits?: Partial<BusLimits>;
   io?: FileIO;
+  /** Sizes that tests shrink to reach the disk paths quickly; the defaults suit production. */
+  tuning?: Partial<Tuning>;
 }
 
 /** Most streams open at once (one per node, and events). */
@@ -39,6 +41,7 @@ export class EmbeddedBus implements Bus {
   readonly dir: string;
   readonly limits: BusLimits;
   private readonly io: FileIO | undefined;
+  private readonly tuning: Partial<Tuning>;
   private readonly streams = new Map<string, Promise<Stream>>();
   private readonly consumers = new Map<string, Promise<EmbeddedConsumer>>();
   private closed = false;
@@ -47,6 +50,7 @@ export class EmbeddedBus implements Bus {
     this.dir = opts.dir;
     this.limits = resolveLimits(opts.limits);
     this.io = opts.io;
+    this.tuning = opts.tuning ?? {};
   }
 
   static async open(opts: EmbeddedBusOptions): Promise<EmbeddedBus> {
@@ -63,7 +67,7 @@ export class EmbeddedBus implements Bus {
     let s = this.streams.get(name);
     if (!s) {
       if (this.streams.size >= STREAMS_MAX) throw new OsError('too_large', `the embedded bus holds ${STREAMS_MAX} streams already; use NATS JetStream for a fleet this large`);
-      s = Stream.open(this.dir, name, this.limits, this.io);
+      s = Stream.open(this.dir, name, this.limits, this.io, this.tuning);
       s.catch(() => this.streams.delete(name));
       this.streams.set(name, s);
     }
@@ -86,7 +90,7 @@ export class EmbeddedBus implements Bus {
     if (!c) {
       if (this.consumers.size >= CONSUMERS_MAX) throw new OsError('too_large', `the embedded bus holds ${CONSUMERS_MAX} consumers already`);
       const s = await this.stream(stream);
-      c = this.consumers.get(key) ?? EmbeddedConsumer.open(this.dir, s, durable, o, this.io);
+      c = this.consumers.get(key) ?? EmbeddedConsumer.open(this.dir, s, durable, o, this.io, this.tuning.consumerSegmentBytes);
       c.catch(() => this.consumers.delete(key));
       this.consumers.set(key, c);
     }

@@ -3,13 +3,14 @@
  * group commit: every body appended in one turn shares one write and one fdatasync. The embedded
  * bus keeps each stream and each consumer's state in one of these.
  *
- * Reading back goes through `replay`, the one place that decodes segments for the bus, so it can
- * move onto the core's log reader without touching the rest.
+ * Opening replays the segments once (through the Wal's recovery, which cuts a torn tail); reads
+ * after that go through the core's one log reader (core/log), over `source`.
  */
 import { OsError } from '../../errors.ts';
 import { nodeFileIO, type FileIO } from '../../fileio.ts';
 import { encodeRecord, parseSegmentName } from '../../wal/codec.ts';
 import { Wal } from '../../wal/wal.ts';
+import type { SegmentSource } from '../../log/segments.ts';
 
 export interface LogOptions {
   dir: string;
@@ -65,6 +66,11 @@ export class JsonLog {
 
   get firstIndex(): number {
     return this.wal.firstIndex;
+  }
+
+  /** The segments, for the log reader (core/log) to read older records from. */
+  get source(): SegmentSource {
+    return this.wal;
   }
 
   /** Appends one record; its index is returned at once, `durable` resolves after the fsync. */
