@@ -79,6 +79,8 @@ export interface FetchOptions {
   max?: number;
   /** How long to wait for the first message (0: return at once; at most 30 s). */
   waitMs?: number;
+  /** Stops the wait (e.g. the HTTP client that asked went away), so nothing is delivered to no one. */
+  signal?: AbortSignal;
 }
 
 export interface StreamInfo {

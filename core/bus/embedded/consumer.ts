@@ -245,7 +245,7 @@ export class EmbeddedConsumer implements Consumer {
         if (out.length > 0) return out;
         continue;
       }
-      if (now >= until) return [];
+      if (now >= until || opts?.signal?.aborted) return [];
       let soonest = until;
       for (const p of this.pending.values()) if (p.deadline < soonest) soonest = p.deadline;
       await new Promise<void>((resolve) => {
@@ -253,11 +253,13 @@ export class EmbeddedConsumer implements Consumer {
           clearTimeout(timer);
           unlisten();
           this.wakers.delete(done);
+          opts?.signal?.removeEventListener('abort', done);
           resolve();
         };
         const timer = setTimeout(done, Math.max(1, soonest - now));
         const unlisten = this.s.listen(done);
         this.wakers.add(done);
+        opts?.signal?.addEventListener('abort', done, { once: true });
       });
     }
   }

@@ -127,7 +127,7 @@ export function busRoutes(bus: Bus, authorize: BusAuthorize, opts: { bodyBytesMa
   app.post('/streams/:stream/consumers/:durable/fetch', async (c) => {
     const stream = await guard(c, 'consume');
     const b = await body(c);
-    const messages = await (await consumer(stream, c.req.param('durable'))).fetch({ max: b.max as number | undefined, waitMs: b.waitMs as number | undefined });
+    const messages = await (await consumer(stream, c.req.param('durable'))).fetch({ max: b.max as number | undefined, waitMs: b.waitMs as number | undefined, signal: c.req.raw.signal });
     return c.json({ messages });
   });
 

@@ -99,4 +99,25 @@ describe('busØ over HTTP: tokens', () => {
       await s.close();
     }
   });
+
+  it('stops a long-poll whose client went away, so what is published next goes to the next fetch', async () => {
+    const s = await served(path.join(root, 'gone'));
+    const admin = new RemoteBus({ url: s.url, token: 'admin' });
+    const leaving = new RemoteBus({ url: s.url, token: 'node-token-a' });
+    try {
+      const c = await leaving.consumer(commandStream('a'), 'agent');
+      const poll = c.fetch({ max: 10, waitMs: 20_000 }).catch((e: OsError) => e.code);
+      await new Promise((r) => setTimeout(r, 200));
+      await leaving.close();
+      expect(await poll).toBe('closed');
+      await new Promise((r) => setTimeout(r, 200));
+      await admin.publish(commandStream('a'), { op: 'x' });
+      const again = await admin.consumer(commandStream('a'), 'agent');
+      const got = await again.fetch({ max: 10, waitMs: 2000 });
+      expect(got.map((m) => [m.data, m.deliveries])).toEqual([[{ op: 'x' }, 1]]);
+    } finally {
+      await admin.close();
+      await s.close();
+    }
+  });
 });
