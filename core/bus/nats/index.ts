@@ -72,6 +72,8 @@ const JS_NOT_CLUSTERED = 10074;
 const JS_MESSAGE_SIZE = 10054;
 /** The shortest wait of a pull request (a fetch that does not wait still gives the server this long). */
 const PULL_MS_MIN = 50;
+/** Deliveries a consumer remembers for their acks (beyond any max_ack_pending in use). */
+const DELIVERED_MAX = 100_000;
 const DESC_PREFIX = 'os0 deliveriesMax=';
 
 /** Errors that retrying cannot fix. */
@@ -95,7 +97,8 @@ export class NatsBus implements Bus {
   private readonly retryMsMax: number;
   private readonly requestMsMax: number;
   private readonly ensured = new Map<string, Promise<void>>();
-  private readonly consumers = new Set<NatsConsumer>();
+  /** One per durable, so an ack reaches the consumer that was delivered the message. */
+  private readonly consumers = new Map<string, NatsConsumer>();
   private closed = false;
 
   private constructor(nc: NatsConnection, jsm: JetStreamManager, opts: NatsBusOptions, replicas: number) {
@@ -257,8 +260,12 @@ export class NatsBus implements Bus {
         return o.deliveriesMax;
       }
     });
-    const c = new NatsConsumer(this, stream, durable, deliveriesMax);
-    this.consumers.add(c);
+    const key = `${stream}/${durable}`;
+    let c = this.consumers.get(key);
+    if (!c) {
+      c = new NatsConsumer(this, stream, durable, deliveriesMax);
+      this.consumers.set(key, c);
+    }
     return c;
   }
 
@@ -325,7 +332,7 @@ export class NatsBus implements Bus {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const c of this.consumers) c.closed = true;
+    for (const c of this.consumers.values()) c.closed = true;
     await this.nc.drain().catch(() => this.nc.close());
   }
 }
@@ -376,7 +383,10 @@ class NatsConsumer implements Consumer {
       const m: Message = { stream: this.stream, seq: a.seq, id: raw.headers?.get(ID_HEADER) || String(a.seq), time: a.timeMs, data, deliveries: a.deliveries };
       if (a.deliveries > this.deliveriesMax) await this.park({ reply: raw.reply!, m: { ...m, deliveries: this.deliveriesMax } });
       else {
+        this.delivered.delete(m.seq);
         this.delivered.set(m.seq, { reply: raw.reply!, m });
+        // Redelivered elsewhere long ago and never acked here: forget the oldest.
+        if (this.delivered.size > DELIVERED_MAX) this.delivered.delete(this.delivered.keys().next().value!);
         out.push(m);
       }
     }
