@@ -4,7 +4,7 @@
  *   1. embedded bus (fsync'd files under .bench-data/bus): node-commands/s at 1, 16 and 256 in
  *      flight, published durably (the publish resolves after the fdatasync that covers it);
  *   2. the same pipeline end to end at 256 in flight: publish → delivered to the node's durable
- *      consumer → acked durably;
+ *      consumer → acked durably; in process, and with the agent over the core's HTTP port;
  *   3. NATS JetStream (one nats-server started here on 127.0.0.1, R1): busØ publishes/s and the
  *      same end to end, and raw JetStream publishes/s with the same client in the same run;
  *   4. targets: embedded ≥ 20,000 commands/s at 256 in flight; busØ over JetStream ≥ 50% of raw.
@@ -14,10 +14,15 @@
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { serve, type ServerType } from '@hono/node-server';
+import { Hono } from 'hono';
 import { commandStream, type Bus } from '../core/bus/bus.ts';
 import { EmbeddedBus } from '../core/bus/embedded/index.ts';
+import { RemoteBus } from '../core/bus/embedded/remote.ts';
+import { busRoutes } from '../core/bus/embedded/routes.ts';
 import { NatsBus } from '../core/bus/nats/index.ts';
 import { startNatsServer } from '../core/bus/nats/server.ts';
 import type { SuiteOptions } from './run.ts';
@@ -53,8 +58,8 @@ async function publishRate(publish: (i: number) => Promise<unknown>, inFlight: n
 }
 
 /** Publish → fetch → ack, with `inFlight` commands between publish and ack: completed per second. */
-async function endToEnd(bus: Bus, stream: string, inFlight: number, seconds = SECONDS): Promise<number> {
-  const c = await bus.consumer(stream, 'bench-agent', { start: 'new', ackPendingMax: inFlight * 4 });
+async function endToEnd(bus: Bus, stream: string, inFlight: number, seconds = SECONDS, agent: Bus = bus): Promise<number> {
+  const c = await agent.consumer(stream, 'bench-agent', { start: 'new', ackPendingMax: inFlight * 4 });
   const waiting = new Map<string, () => void>();
   let stop = false;
   const consumer = (async () => {
@@ -104,6 +109,20 @@ export async function run({ report }: SuiteOptions): Promise<void> {
     }
     const e2e = await endToEnd(embedded, commandStream('e2e'), 256);
     report('embedded: commands through (publish, fetch, ack)/s, 256', e2e, 'cmd/s', '(publish, delivery count and ack each durable)');
+    // The agent on the other side of the core's HTTP port, as `os0 node join` will be.
+    const app = new Hono();
+    app.route('/v1/bus', busRoutes(embedded, () => true));
+    const server: ServerType = await new Promise((resolve) => {
+      const srv = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve(srv));
+    });
+    const remote = new RemoteBus({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/bus` });
+    try {
+      const http = await endToEnd(embedded, commandStream('http'), 256, SECONDS, remote);
+      report('embedded, agent over HTTP: commands through/s, 256', http, 'cmd/s', '(long-poll fetch, acks of a turn in one request)');
+    } finally {
+      await remote.close();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
   } finally {
     await embedded.close();
   }

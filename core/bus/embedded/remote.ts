@@ -31,6 +31,7 @@ export interface RemoteBusOptions {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const ACK_BATCH_MAX = 1000;
 
 export class RemoteBus implements Bus {
   private readonly base: string;
@@ -135,8 +136,21 @@ class RemoteConsumer implements Consumer {
     return (await this.bus.call<{ messages: Message[] }>('POST', `${this.path}/fetch`, o, o.waitMs)).messages;
   }
 
-  async ack(seq: number): Promise<void> {
-    await this.bus.call('POST', `${this.path}/ack`, { seq });
+  /** Acks asked for in one turn travel in one request. */
+  private acks: { seqs: number[]; done: Promise<void> } | null = null;
+
+  ack(seq: number): Promise<void> {
+    if (this.acks && this.acks.seqs.length < ACK_BATCH_MAX) {
+      this.acks.seqs.push(seq);
+      return this.acks.done;
+    }
+    const batch = { seqs: [seq], done: Promise.resolve() };
+    batch.done = new Promise<void>((resolve) => queueMicrotask(resolve)).then(async () => {
+      if (this.acks === batch) this.acks = null;
+      await this.bus.call('POST', `${this.path}/ack`, { seqs: batch.seqs });
+    });
+    this.acks = batch;
+    return batch.done;
   }
 
   async nak(seq: number, delayMs = 0): Promise<void> {

@@ -8,7 +8,7 @@
  *                                                           open a durable consumer (consume)
  *   GET  /streams/:stream/consumers/:durable                consumer info          (consume)
  *   POST /streams/:stream/consumers/:durable/fetch {max?, waitMs?}   long-poll     (consume)
- *   POST /streams/:stream/consumers/:durable/ack   {seq}                           (consume)
+ *   POST /streams/:stream/consumers/:durable/ack   {seq} or {seqs: [...]}          (consume)
  *   POST /streams/:stream/consumers/:durable/nak   {seq, delayMs?}                 (consume)
  *   GET  /streams/:stream/consumers/:durable/parked?max=N                          (consume)
  *
@@ -134,7 +134,11 @@ export function busRoutes(bus: Bus, authorize: BusAuthorize, opts: { bodyBytesMa
   app.post('/streams/:stream/consumers/:durable/ack', async (c) => {
     const stream = await guard(c, 'consume');
     const b = await body(c);
-    await (await consumer(stream, c.req.param('durable'))).ack(seqOf(b.seq));
+    // One seq, or many at once (a remote client sends the acks of one turn together).
+    const seqs = Array.isArray(b.seqs) ? b.seqs : [b.seq];
+    if (seqs.length === 0 || seqs.length > 1000) throw new OsError('invalid', 'ack 1 to 1,000 sequences at once: {"seq": N} or {"seqs": [N, ...]}');
+    const cons = await consumer(stream, c.req.param('durable'));
+    await Promise.all(seqs.map((v) => cons.ack(seqOf(v))));
     return c.json({ ok: true });
   });
 
