@@ -197,6 +197,20 @@ export class Api {
       const cursor = await sys.handlers.ack(c.req.param('name'), body?.index as number);
       return c.json({ cursor });
     });
+    // Parked events of in-process handlers (the kernel's, apps'): an admin retries or drops them.
+    const admin = (c: Context<Env>): void => {
+      const actor = c.get('actor');
+      if (!actor.groups.includes(ADMIN_GROUP)) throw new OsError('forbidden', `only an admin may retry or drop a handler's parked events; ${actor.name} is not one`);
+    };
+    app.post('/v1/handlers/:name/parked/retry', (c) => {
+      admin(c);
+      sys.handlers.retryParked(c.req.param('name'));
+      return c.json({ ok: true });
+    });
+    app.delete('/v1/handlers/:name/parked', (c) => {
+      admin(c);
+      return c.json({ dropped: sys.handlers.dropParked(c.req.param('name')) });
+    });
     app.delete('/v1/handlers/:name', async (c) => {
       mine(c);
       await sys.handlers.remove(c.req.param('name'));
