@@ -2,7 +2,8 @@
  * `npm run bench -- core`: what the durable core does on this machine, next to what the disk can.
  *
  *   1. the disk's raw limit: one write + fdatasync per batch of 1, 16, 128 ~200-byte records;
- *   2. durable commands/s and acknowledgement latency at 1, 16, 256 closed-loop submitters;
+ *   2. durable commands/s and acknowledgement latency at 1, 16, 256 closed-loop submitters (creates),
+ *      then updates and deletes at 256 (their records carry the resource replaced or removed);
  *   3. recovery time, RSS, get and tag-query latency with 1,000,000 live resources, each phase in
  *      its own child process (bench/core-recover.ts) so that one phase's heap is not the next's;
  *   4. the targets, PASS or FAIL (reported, never an exit code).
@@ -147,6 +148,68 @@ async function durable(submitters: number): Promise<Durable> {
   };
 }
 
+/** Updates and deletes carry the resource they replace or remove (wal/FORMAT.md): what that costs. */
+interface OpRate {
+  op: 'update' | 'delete';
+  commandsPerS: number;
+  p99Ms: number;
+  walBytesPerRecord: number;
+}
+
+const OP_RESOURCES = 100_000;
+
+async function durableOps(submitters: number): Promise<OpRate[]> {
+  const dir = path.join(dataDir, `ops-${submitters}`);
+  fs.rmSync(dir, { recursive: true, force: true });
+  // One segment for the whole run, so that nothing is flushed away while WAL bytes are counted.
+  const core = await Core.open({ dir, segmentBytes: 1024 * 1024 * 1024 });
+  const walDir = path.join(dir, 'wal');
+  const walSize = (): number => fs.readdirSync(walDir).reduce((n, f) => n + fs.statSync(path.join(walDir, f)).size, 0);
+  const names = Array.from({ length: OP_RESOURCES }, (_, i) => `o${i}`);
+  for (let b = 0; b < names.length; b += 1000) {
+    await core.submit({ batch: names.slice(b, b + 1000).map((n, i) => ({ op: 'create', resource: configuration('bench/o', n, `g${i % 100}`) })) });
+  }
+  const out: OpRate[] = [];
+  for (const op of ['update', 'delete'] as const) {
+    const walBefore = walSize();
+    const indexBefore = core.index;
+    const lat: number[] = [];
+    let next = 0;
+    let inWindow = 0;
+    let lastDone = 0;
+    const t0 = performance.now();
+    const warmEnd = t0 + WARM_MS;
+    const end = warmEnd + MEASURE_MS;
+    const submitter = async (): Promise<void> => {
+      while (next < names.length) {
+        const start = performance.now();
+        if (start >= end) return;
+        const name = names[next++];
+        const resource = op === 'update' ? { ...configuration('bench/o', name, 'g'), data: { v: 2 } } : { type: 'configuration', namespace: 'bench/o', name };
+        await core.submit({ op, resource });
+        const done = performance.now();
+        if (done >= warmEnd && done <= end) {
+          inWindow++;
+          lastDone = done;
+          if (start >= warmEnd) lat.push(done - start);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: submitters }, () => submitter()));
+    const sorted = sortedOf(lat);
+    out.push({
+      op,
+      // The names may run out before the window ends: rate over the time actually measured.
+      commandsPerS: inWindow / (Math.max(1, (next >= names.length ? lastDone : end) - warmEnd) / 1000),
+      p99Ms: percentile(sorted, 0.99),
+      walBytesPerRecord: (walSize() - walBefore) / (core.index - indexBefore),
+    });
+  }
+  await core.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+  return out;
+}
+
 // ---- 3. recovery, in child processes -----------------------------------------------------------
 
 function child<T>(args: string[]): Promise<T> {
@@ -217,6 +280,13 @@ export async function run({ report }: SuiteOptions): Promise<void> {
     report('durable cmds/s at 256 / raw records/s at batch 128', fraction, 'fraction');
     report('stored resource JSON size', d1.storedBytes, 'bytes', '(envelope: id, created, updated, revision, ... included)');
     if (Number.isFinite(d1.walBytesPerCommand)) report('WAL bytes per single-command record', d1.walBytesPerCommand, 'bytes');
+
+    log(`durable updates, then deletes, of ${fmt(OP_RESOURCES)} resources, 256 closed-loop submitters`);
+    for (const o of await durableOps(256)) {
+      report(`durable ${o.op}s/s, 256 submitters`, Math.round(o.commandsPerS), 'cmds/s');
+      report(`ack latency p99, ${o.op}s, 256 submitters`, o.p99Ms, 'ms');
+      report(`WAL bytes per single-${o.op} record`, o.walBytesPerRecord, 'bytes');
+    }
 
     const dir = path.join(dataDir, 'recover');
     log(`filling ${fmt(LIVE_RESOURCES)} resources in batches of 1000, then checkpoint (child process)`);

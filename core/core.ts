@@ -9,7 +9,7 @@
  */
 import * as path from 'node:path';
 import { OsError } from './errors.ts';
-import { changeJson, decodeBody, decodeRecord, type Change, type Committed } from './log/record.ts';
+import { BodyWriter, decodeBody, decodeRecord, deleteKeyJson, type Change, type Committed } from './log/record.ts';
 import { LogReader } from './log/reader.ts';
 import type { Filter, FilterContext, PlannedChange, StateView } from './filter.ts';
 import type { FileIO } from './fileio.ts';
@@ -17,7 +17,7 @@ import { API_VERSION, checkSubmission, keyOf, LIMITS, newId, type Command, type 
 import { Levels } from './sstable/levels.ts';
 import type { Entry } from './sstable/sstable.ts';
 import { Tree, type Query } from './tree/tree.ts';
-import { encodeRecord } from './wal/codec.ts';
+import { encodeRecord, RECORD_BODY_BYTES_MAX } from './wal/codec.ts';
 import { Wal, type TornTail } from './wal/wal.ts';
 
 export interface CoreOptions {
@@ -73,6 +73,9 @@ function isoNow(): string {
   }
   return isoText;
 }
+
+/** The largest record a cascade may make: half what the WAL could take, well above any batch. */
+const CASCADE_RECORD_BYTES_MAX = RECORD_BODY_BYTES_MAX / 2;
 
 const describe = (ns: string, type: string, name: string): string => `${type} ${ns ? ns + '/' : ''}${name}`;
 
@@ -246,7 +249,10 @@ export class Core {
         : this.view;
     const ctx: FilterContext = { actor, view };
     const admitted: PlannedChange[] = [];
-    let body = `{"t":"${time}","a":${this.actorJson(actor)},"c":[`;
+    let text = '';
+    const body = new BodyWriter(`"${time}"`, this.actorJson(actor));
+    // What a cascade adds is not the submitter's to split: it counts against the record's limit only.
+    let cascadeChars = 0;
     const emit = (change: PlannedChange, key: string): void => {
       for (const f of this.admitFilters) {
         f.admit!(change, ctx);
@@ -261,7 +267,9 @@ export class Core {
         }
       }
       // The record carries old as well as new, so every reader (memory or disk) gets the same change.
-      body += (planned.length ? ',' : '') + changeJson(old ? this.jsonOf(old) : null, json);
+      const before = body.length;
+      body.add(old ? this.jsonOf(old) : null, json, next ? '' : deleteKeyJson(old!, index));
+      if (change.cascadeFrom !== undefined) cascadeChars += body.length - before;
       if (next) this.lastJson.set(next, json!);
       planned.push(change);
       keys.push(key);
@@ -322,16 +330,19 @@ export class Core {
         };
         emit({ command: cmd, old, next }, key);
       }
-      body += ']}';
-      if (body.length > LIMITS.batchBytes && Buffer.byteLength(body) > LIMITS.batchBytes) {
-        throw new OsError('too_large', `the record is ${Buffer.byteLength(body)} bytes; at most ${LIMITS.batchBytes} fit in one atomic batch (split it)`);
+      text = body.finish();
+      if (text.length - cascadeChars > LIMITS.batchBytes && Buffer.byteLength(text) - cascadeChars > LIMITS.batchBytes) {
+        throw new OsError('too_large', `the record is ${Buffer.byteLength(text) - cascadeChars} bytes; at most ${LIMITS.batchBytes} fit in one atomic batch (split it)`);
+      }
+      if (text.length > CASCADE_RECORD_BYTES_MAX / 3 && Buffer.byteLength(text) > CASCADE_RECORD_BYTES_MAX) {
+        throw new OsError('too_large', `deleting this removes ${planned.length} resources (what it owns, transitively), ${Buffer.byteLength(text)} bytes in one record; at most ${CASCADE_RECORD_BYTES_MAX} fit: delete some of what it owns first`);
       }
     } catch (e) {
       this.releaseAll(admitted);
       this.countRejection(e);
       return Promise.reject(e);
     }
-    const record = encodeRecord(index, body);
+    const record = encodeRecord(index, text);
     this.nextIndex++;
     for (let i = 0; i < planned.length; i++) {
       const ch = planned[i];

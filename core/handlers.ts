@@ -61,6 +61,8 @@ export interface HandlerSpec {
   from?: 'now' | number;
   /** Attempts per event before it is parked (5). */
   attempts?: number;
+  /** A further condition on what this handler may see (e.g. its app's rights), checked per event and per snapshot resource. */
+  visible?: (r: Resource) => boolean;
 }
 
 /** An event that kept failing, kept where a person sees it. */
@@ -231,7 +233,7 @@ export class Handlers {
       for (const c of recs) {
         for (let i = 0; i < c.changes.length; i++) {
           const ch = c.changes[i];
-          if (!matchesChange(st.saved.query, ch)) continue;
+          if (!matchesChange(st.saved.query, ch) || (spec.visible && !spec.visible((ch.new ?? ch.old)!))) continue;
           const ev: HandlerEvent = { action: ch.action, index: c.index, old: ch.old, new: ch.new };
           const err = await this.deliver(spec, ev, attempts, running, stopped);
           if (!running()) return; // the event is delivered again after a restart
@@ -314,7 +316,7 @@ export class Handlers {
     for (let attempt = 1; running(); attempt++) {
       // Taken synchronously, so the resources are exactly those at `index`.
       const index = this.core.index;
-      const resources = this.core.query(st.saved.query).filter((r) => matches(st.saved.query, r));
+      const resources = this.core.query(st.saved.query).filter((r) => matches(st.saved.query, r) && (!spec.visible || spec.visible(r)));
       try {
         await spec.resync({ reason, index, resources });
         st.resyncs++;
@@ -376,7 +378,7 @@ export class Handlers {
     name: string,
     max: number,
     waitMs: number,
-    visible?: (ev: HandlerEvent) => boolean,
+    visible?: (r: Resource) => boolean,
   ): Promise<{ cursor: number; events: HandlerEvent[]; last: number; relist?: { index: number } }> {
     const st = this.remote(name);
     const deadline = Date.now() + waitMs;
@@ -393,9 +395,8 @@ export class Handlers {
       let last = st.saved.cursor;
       for (const c of recs) {
         for (const ch of c.changes) {
-          if (!matchesChange(st.saved.query, ch)) continue;
-          const ev: HandlerEvent = { action: ch.action, index: c.index, old: ch.old, new: ch.new };
-          if (!visible || visible(ev)) events.push(ev);
+          if (!matchesChange(st.saved.query, ch) || (visible && !visible((ch.new ?? ch.old)!))) continue;
+          events.push({ action: ch.action, index: c.index, old: ch.old, new: ch.new });
         }
         last = c.index;
         if (events.length >= max) break;

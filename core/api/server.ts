@@ -9,7 +9,7 @@ import type { Committed } from '../core.ts';
 import { serve, type ServerType } from '@hono/node-server';
 import { ADMIN_GROUP, type Actor } from '../auth/permission.ts';
 import { OsError, type ErrorCode } from '../errors.ts';
-import { matches, type HandlerQuery } from '../handlers.ts';
+import { matchesChange, type HandlerQuery } from '../handlers.ts';
 import { LIMITS, type Resource } from '../resource.ts';
 import type { System } from '../system.ts';
 import type { Query } from '../tree/tree.ts';
@@ -197,6 +197,20 @@ export class Api {
       const cursor = await sys.handlers.ack(c.req.param('name'), body?.index as number);
       return c.json({ cursor });
     });
+    // Parked events of in-process handlers (the kernel's, apps'): an admin retries or drops them.
+    const admin = (c: Context<Env>): void => {
+      const actor = c.get('actor');
+      if (!actor.groups.includes(ADMIN_GROUP)) throw new OsError('forbidden', `only an admin may retry or drop a handler's parked events; ${actor.name} is not one`);
+    };
+    app.post('/v1/handlers/:name/parked/retry', (c) => {
+      admin(c);
+      sys.handlers.retryParked(c.req.param('name'));
+      return c.json({ ok: true });
+    });
+    app.delete('/v1/handlers/:name/parked', (c) => {
+      admin(c);
+      return c.json({ dropped: sys.handlers.dropParked(c.req.param('name')) });
+    });
     app.delete('/v1/handlers/:name', async (c) => {
       mine(c);
       await sys.handlers.remove(c.req.param('name'));
@@ -272,14 +286,16 @@ export class Api {
       while (open) {
         const recs = await sys.core.history.read(cursor + 1, 512);
         if (recs === 'gone') {
-          await send(`event: gone\ndata: ${JSON.stringify({ error: { code: 'conflict', message: `fell behind the retained log at ${cursor}: re-list, then watch again` } })}\n\n`);
+          const error = { code: 'conflict', message: `fell behind the retained log at ${cursor}: re-list, then watch again from the list's index` };
+          await send(`event: gone\ndata: ${JSON.stringify({ error, relist: true, firstIndex: sys.core.history.firstIndex })}\n\n`);
           break;
         }
         let chunk = '';
         for (const rec of recs) {
           for (let i = 0; i < rec.changes.length; i++) {
-            const r = (rec.changes[i].new ?? rec.changes[i].old)!;
-            if (!matches(hq, r) || !sys.permissions.allowed(actor, 'watch', r.type, r.namespace)) continue;
+            const ch = rec.changes[i];
+            const r = (ch.new ?? ch.old)!;
+            if (!matchesChange(hq, ch) || !sys.permissions.allowed(actor, 'watch', r.type, r.namespace)) continue;
             chunk += this.eventText(rec, i);
           }
           cursor = rec.index;

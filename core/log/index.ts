@@ -1,4 +1,4 @@
 /** The log reader and consumer cursors (README.md beside this file). */
 export { GONE, LogReader, readFromSegments, type Gone, type LogReaderOptions } from './reader.ts';
 export { DirSegments, readSegment, readSealedSegmentSync, segmentFirstIndex, type DecodedRecord, type SegmentSource } from './segments.ts';
-export { changeJson, decodeRecord, subjectOf, type Action, type Change, type Committed } from './record.ts';
+export { BodyWriter, decodeBody, decodeRecord, deleteKeyJson, subjectOf, type Action, type Change, type Committed } from './record.ts';

@@ -145,7 +145,7 @@ export class LogReader<T> {
     let i = from;
     while (i < this.start && out.length < max) {
       const raw = await this.fromDisk(i);
-      if (!raw) return GONE;
+      if (!raw) return out.length ? out : GONE; // dropped while we read: the caller asks again from where it got
       // The window moves while we wait on the disk: what we read stays valid, it is the log.
       for (let k = i - raw.first; k < raw.records.length && i < this.start && out.length < max; k++, i++) {
         out.push(this.opts.decode(i, raw.records[k].body));

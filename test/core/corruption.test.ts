@@ -66,7 +66,7 @@ function snapshot(dir: string): Record<string, string> {
 }
 
 /** Names of the resources a WAL record put. */
-const namesIn = (rec: WalRecordInfo): string[] => (JSON.parse(rec.body) as { c: { r: { name: string } }[] }).c.map((c) => c.r.name);
+const namesIn = (rec: WalRecordInfo): string[] => (JSON.parse(rec.body.split('\n')[0]) as { c: { r: { name: string } }[] }).c.map((c) => c.r.name);
 
 function expectPresent(core: Core, written: Map<string, number>, where: string): void {
   const missing: string[] = [];

@@ -80,6 +80,23 @@ describe('watch', () => {
     }
   });
 
+  it('a tag-filtered watch sees the update that takes a resource out of its selector, and nothing of it after', async () => {
+    const at = await index();
+    const tag = (role: string, op = 'apply') => ({ op, resource: { type: 'configuration', namespace: 'w', name: 'mover', tags: { role }, data: {} } });
+    const w = await sse(s, `/v1/watch?type=configuration&namespace=w&tags=role=cache&since=${at}`);
+    try {
+      const c = await api.submit(tag('cache'));
+      const u = await api.submit(tag('db'));
+      await api.submit({ op: 'delete', resource: { type: 'configuration', namespace: 'w', name: 'mover' } }); // was role=db: not this watch's
+      const marker = await api.submit(tag('cache'));
+      const got = await w.take(3, 'change');
+      expect(got.map(summary)).toEqual([`${c.index} create w/mover`, `${u.index} update w/mover`, `${marker.index} create w/mover`]);
+      expect(got[1].json.resource.tags).toEqual({ role: 'db' });
+    } finally {
+      w.close();
+    }
+  });
+
   it('refuses a bad since and a watch the actor may not do', async () => {
     const bad = await http(s, 'GET', '/v1/watch?type=configuration&since=abc');
     expect(bad.status).toBe(400);

@@ -166,8 +166,9 @@ describe('handlers as reconcilers', () => {
     expect(res.relist).toEqual({ index: core.index });
     expect(res.events).toEqual([]);
     await handlers.ack('far', res.relist!.index);
+    await core.submit(conf('hidden'));
     await core.submit(conf('next'));
-    const after = await handlers.poll('far', 10, 0);
+    const after = await handlers.poll('far', 10, 0, (r) => r.name !== 'hidden'); // a per-event visibility check
     expect(after.relist).toBeUndefined();
     expect(after.events.map(ev)).toEqual(['create next']);
     expect(handlers.status()[0].relists).toBe(1);
@@ -182,11 +183,13 @@ describe('handlers as reconcilers', () => {
     await core.submit({ op: 'create', resource: { type: 'namespace', name: 'r' } });
     await core.submit(conf('x', { app: 'web' }));
     await core.submit(conf('y', { app: 'db' }));
+    await core.submit(conf('hidden', { app: 'web' })); // matches, but the handler may not see it
     const snaps: HandlerSnapshot[] = [];
     let fail = true;
     handlers.register({
       name: 'level',
       query: { tags: { app: 'web' } },
+      visible: (r) => r.name !== 'hidden',
       resyncMs: 20,
       handle: () => {},
       resync: (s) => {

@@ -1,7 +1,9 @@
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Core, type Committed } from '../../../core/index.ts';
 import { decodeRecord, DirSegments, GONE, readFromSegments } from '../../../core/log/index.ts';
+import { encodeRecord, encodeSegmentHeader, segmentName } from '../../../core/wal/codec.ts';
 import { tempDir } from '../../helpers/tmp.ts';
 
 const cfg = (name: string, v: number, tags: Record<string, string> = { app: 'web' }) => ({ type: 'configuration', namespace: 'eq', name, tags, data: { v } });
@@ -55,5 +57,43 @@ describe('a log record reads the same from memory and from disk', () => {
     const again = await Core.open({ dir, historyRecords: 4, segmentBytes: 4096 });
     same((await again.history.read(1, 1000)) as Committed[]);
     await again.close();
+  });
+
+  it('records written before old was logged still read, replay and compact (their old is what they held)', async () => {
+    const dir = tempDir();
+    fs.mkdirSync(path.join(dir, 'wal'));
+    const res = (rev: number, v: number) => ({ apiVersion: 'os0/v1', id: 'legacy1', namespace: 'eq', type: 'configuration', name: 'old', created: 't0', updated: 't' + rev, revision: rev, tags: {}, data: { v } });
+    const key = { id: 'legacy1', namespace: 'eq', type: 'configuration', name: 'old', revision: 3 };
+    const bodies = [
+      { t: 't1', a: 'system', c: [{ o: 'create', r: res(1, 1) }] },
+      { t: 't2', a: 'system', c: [{ o: 'update', r: res(2, 2) }] },
+      { t: 't3', a: 'system', c: [{ o: 'delete', r: key }] },
+    ];
+    const seg = Buffer.concat([encodeSegmentHeader(1), ...bodies.map((b, i) => encodeRecord(i + 1, JSON.stringify(b)))]);
+    fs.writeFileSync(path.join(dir, 'wal', segmentName(1)), seg);
+    const core = await Core.open({ dir });
+    expect(core.index).toBe(3);
+    expect(core.get('configuration', 'old', 'eq')).toBeUndefined();
+    const recs = (await core.history.read(1, 10)) as Committed[];
+    expect(recs.map((r) => r.changes[0])).toEqual([
+      { action: 'create', old: null, new: res(1, 1) },
+      { action: 'update', old: null, new: res(2, 2) },
+      { action: 'delete', old: key, new: null },
+    ]);
+    await core.checkpoint(); // compaction reads them too
+    await core.close();
+  });
+
+  it('a cascade may make a record larger than a batch may be: it is not the submitter\'s to split', async () => {
+    const core = await Core.open({ dir: tempDir() });
+    const owner = (await core.submit({ op: 'create', resource: cfg('big-owner', 0) })).resources[0];
+    const blob = 'x'.repeat(200 * 1024);
+    for (let i = 0; i < 24; i++) await core.submit({ op: 'create', resource: { ...cfg(`big${i}`, i), owner: [owner.id], data: { blob } } });
+    const del = await core.submit({ op: 'delete', resource: { type: 'configuration', namespace: 'eq', name: 'big-owner' } });
+    expect(del.resources).toHaveLength(25);
+    const [rec] = (await core.history.read(del.index, 1)) as Committed[];
+    expect(rec.changes).toHaveLength(25); // 24 × 200 KiB: more than a 4 MiB batch may be
+    expect(core.query({ type: 'configuration' })).toEqual([]);
+    await core.close();
   });
 });
