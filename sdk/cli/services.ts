@@ -42,6 +42,8 @@ export class Services {
   private abort = false;
   private starting: Promise<void> | null = null;
   private stopping: Promise<void> | null = null;
+  /** How long each service's start took, in ms, in start order (for `npm run bench -- instance`). */
+  readonly startMs: Record<string, number> = {};
 
   get state(): ServicesState {
     return this.stateNow;
@@ -73,7 +75,9 @@ export class Services {
       if (this.abort) failure = new Error('stopped while starting');
       else {
         try {
+          const t0 = performance.now();
           await s.start(ctx);
+          this.startMs[s.name] = performance.now() - t0;
           this.started.push(s);
           if (this.abort) failure = new Error('stopped while starting');
         } catch (e) {

@@ -58,6 +58,9 @@ export async function up(opts: UpOptions): Promise<void> {
     process.exit(code);
   };
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => void stop(sig));
+  // The reader of our output may be gone with the process that started us (a closed terminal, a
+  // dead pipe): a failed write must not cut the clean stop short.
+  for (const out of [process.stdout, process.stderr]) out.on('error', () => {});
   watchParent((why) => void stop(`${why}`));
 
   try {
