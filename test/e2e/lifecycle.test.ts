@@ -92,7 +92,7 @@ async function launch(cmd: string, args: (dir: string, port: number) => string[]
   child.stderr!.setEncoding('utf8').on('data', (s: string) => (err += s));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
   await until(() => out.includes('ready') || child.exitCode !== null, 60_000, `os0 up to be ready (stderr: ${err})`);
-  expect(out).toContain('osØ ready at');
+  expect(out).toMatch(/osØ (registry )?ready at/);
   return { child, dir, out: () => out, err: () => err, exited };
 }
 
@@ -124,6 +124,17 @@ describe.skipIf(!OTHER_NODE)(`bin.js re-executing itself (started by ${OTHER_NOD
     await killAndCheck(l, 'SIGKILL');
     await until(() => l.err().includes('stopping'), 5000, 'the stopping line');
     expect(l.err()).toContain('os0: the os0 wrapper that started it exited: stopping');
+  });
+});
+
+describe.skipIf(!OTHER_NODE)('os0 registry serve, through the wrapper', () => {
+  it('SIGKILL to the wrapper: the registry stops too', async () => {
+    const l = await launch(OTHER_NODE!, (dir, port) => [BIN, 'registry', 'serve', '--data', dir, '--port', String(port)]);
+    const tree = descendants(l.child.pid!);
+    expect(tree.length).toBe(1);
+    l.child.kill('SIGKILL');
+    await until(() => !running(tree[0].pid), 20_000, 'the registry to stop');
+    expect(mentioning(l.dir)).toEqual([]);
   });
 });
 
