@@ -175,6 +175,30 @@ describe('os0 up that cannot start', () => {
     }
   });
 
+  it('SIGTERM while it is still starting: it rolls the start back, and the data directory it was creating goes', async () => {
+    const parent = tempDir('life-');
+    const dir = path.join(parent, 'data');
+    const child = spawn(NODE, [BIN, 'up', '--data', dir, '--port', String(await freePort())], { cwd: parent, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    started.push(child);
+    let out = '';
+    let err = '';
+    child.stdout!.setEncoding('utf8').on('data', (x: string) => (out += x));
+    child.stderr!.setEncoding('utf8').on('data', (x: string) => (err += x));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    // The directory appears once the start has begun (the signal handlers are in place by then).
+    await until(() => fs.existsSync(dir), 60_000, 'the data directory to appear');
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(err).toContain('os0: SIGTERM: stopping');
+    if (out.includes('ready')) {
+      // The start won the race: a normal stop, which keeps the data.
+      expect(fs.existsSync(path.join(dir, 'admin.token'))).toBe(true);
+    } else {
+      expect(fs.readdirSync(parent)).toEqual([]);
+    }
+    expect(mentioning(dir)).toEqual([]);
+  });
+
   it('port in use on a data directory with data: it is left exactly as it was', async () => {
     const dir = path.join(tempDir('life-'), 'data');
     const first = await launch(NODE, (d, port) => [BIN, 'up', '--data', d, '--port', String(port)], dir);
