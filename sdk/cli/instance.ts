@@ -25,7 +25,7 @@ import { AppFilters, Invoker, loadAppFolder } from '../../runtime/invoke/index.t
 import { Sandbox, type SandboxOptions } from '../../runtime/sandbox/index.ts';
 import { mountStore, Store } from '../../store/index.ts';
 import { DataDir } from './datadir.ts';
-import { Services, service, type StartContext } from './services.ts';
+import { Services, service, type Service } from './services.ts';
 
 export interface InstanceOptions {
   /** The data directory (created if missing). */
@@ -80,170 +80,172 @@ export class Instance extends Services {
     this.data = new DataDir(opts.data, { lock: opts.lock });
     const port = opts.port === undefined ? 7070 : opts.port;
     const registry = opts.registry ?? 'embedded';
-    const dir = this.data.dir;
-
     this.add(this.data);
-
-    this.add(
-      service(
-        'core',
-        async (ctx) => {
-          try {
-            this.sysNow = await System.open({
-              dir,
-              retainRecords: opts.retainRecords,
-              historyRecords: opts.historyRecords,
-              segmentBytes: opts.segmentBytes,
-              filters: [this.appFilters],
-              report: ctx.report,
-            });
-          } catch (e) {
-            throw new Error(`cannot open ${dir}: ${(e as Error).message}`);
-          }
-          this.sysNow.writeAdminToken(dir);
-          if (this.sysNow.core.torn) ctx.report(`repaired a torn WAL tail in ${this.sysNow.core.torn.file}`);
-        },
-        async () => {
-          await this.sysNow?.close();
-          this.sysNow = null;
-        },
-      ),
-    );
-
-    // BUS: busØ joins here, as a service built from `openBus()` (core/bus/) after the core and
+    this.add(this.core());
+    // BUS: busØ joins here, as a service built from `openBus()` (core/bus/), after the core and
     // before anything that sends node-commands; `opts.bus` picks the implementation.
+    this.add(this.sandboxes());
+    if (registry === 'embedded') this.add(this.embeddedRegistry(port));
+    else if (registry) this.registryUrlNow = registry.url;
+    if (registry) this.add(this.appStore(registry === 'embedded' ? undefined : registry.key));
+    if (opts.apps?.length) this.add(this.devApps(opts.apps));
+    if (port !== null) this.add(this.http(port, registry === 'embedded'));
+  }
 
-    this.add(
-      service(
-        'sandbox',
-        () => {
-          const sandbox = new Sandbox(opts.sandbox);
-          this.appFilters.attach(sandbox);
-          this.sandboxNow = sandbox;
-          this.invokerNow = new Invoker(this.sys, sandbox);
-        },
-        async () => {
-          await this.sandboxNow?.close();
-          this.sandboxNow = null;
-          this.invokerNow = null;
-        },
-      ),
+  private core(): Service {
+    const opts = this.opts;
+    const dir = this.dir;
+    return service(
+      'core',
+      async (ctx) => {
+        try {
+          this.sysNow = await System.open({
+            dir,
+            retainRecords: opts.retainRecords,
+            historyRecords: opts.historyRecords,
+            segmentBytes: opts.segmentBytes,
+            filters: [this.appFilters],
+            report: ctx.report,
+          });
+        } catch (e) {
+          throw new Error(`cannot open ${dir}: ${(e as Error).message}`);
+        }
+        this.sysNow.writeAdminToken(dir);
+        if (this.sysNow.core.torn) ctx.report(`repaired a torn WAL tail in ${this.sysNow.core.torn.file}`);
+      },
+      async () => {
+        await this.sysNow?.close();
+        this.sysNow = null;
+      },
     );
+  }
 
-    if (registry === 'embedded') {
-      const regDir = path.join(dir, 'registry');
-      this.add(
-        service(
-          'registry',
-          async () => {
-            const sys = this.sys;
-            let reg: Registry;
-            try {
-              // The embedded registry takes this instance's tokens as its own; admins are its admins.
-              reg = await Registry.open({
-                dir: regDir,
-                authenticate: (token) => {
-                  const actor = sys.permissions.authenticate(token);
-                  return actor ? { actor: actor.name, admin: actor.groups.includes(ADMIN_GROUP) } : null;
-                },
-              });
-            } catch (e) {
-              throw new Error(`the embedded registry in ${regDir}: ${(e as Error).message}`);
-            }
-            this.registryNow = reg;
-            // Its port is port + 1, taken after the API's so that "port in use" names the port the
-            // user asked for; with port 0 (or no API) it takes any free port now.
-            if (port === 0 || port === null) {
-              try {
-                this.registryUrlNow = `http://127.0.0.1:${await reg.listen(0)}`;
-              } catch (e) {
-                await reg.close();
-                this.registryNow = null;
-                throw e;
-              }
-            } else this.registryUrlNow = `http://127.0.0.1:${port + 1}`;
-          },
-          async () => {
-            await this.registryNow?.close();
+  /** The sandbox processes, the app filters attached to them, and the invoker that runs apps there. */
+  private sandboxes(): Service {
+    return service(
+      'sandbox',
+      () => {
+        const sandbox = new Sandbox(this.opts.sandbox);
+        this.appFilters.attach(sandbox);
+        this.sandboxNow = sandbox;
+        this.invokerNow = new Invoker(this.sys, sandbox);
+      },
+      async () => {
+        await this.sandboxNow?.close();
+        this.sandboxNow = null;
+        this.invokerNow = null;
+      },
+    );
+  }
+
+  private embeddedRegistry(port: number | null): Service {
+    const regDir = path.join(this.dir, 'registry');
+    return service(
+      'registry',
+      async () => {
+        const sys = this.sys;
+        let reg: Registry;
+        try {
+          // The embedded registry takes this instance's tokens as its own; admins are its admins.
+          reg = await Registry.open({
+            dir: regDir,
+            authenticate: (token) => {
+              const actor = sys.permissions.authenticate(token);
+              return actor ? { actor: actor.name, admin: actor.groups.includes(ADMIN_GROUP) } : null;
+            },
+          });
+        } catch (e) {
+          throw new Error(`the embedded registry in ${regDir}: ${(e as Error).message}`);
+        }
+        this.registryNow = reg;
+        // Its port is port + 1, taken by the http service after the API's, so that "port in use"
+        // names the port the user asked for; with port 0 (or no API) it takes any free port now.
+        if (port === 0 || port === null) {
+          try {
+            this.registryUrlNow = `http://127.0.0.1:${await reg.listen(0)}`;
+          } catch (e) {
+            await reg.close();
             this.registryNow = null;
-            this.registryUrlNow = null;
-          },
-        ),
-      );
-    } else if (registry) this.registryUrlNow = registry.url;
+            throw e;
+          }
+        } else this.registryUrlNow = `http://127.0.0.1:${port + 1}`;
+      },
+      async () => {
+        await this.registryNow?.close();
+        this.registryNow = null;
+        this.registryUrlNow = null;
+      },
+    );
+  }
 
-    if (registry) {
-      this.add(
-        service(
-          'store',
-          async (ctx) => {
-            this.storeNow = await Store.open({
-              sys: this.sys,
-              invoker: this.invoker,
-              appFilters: this.appFilters,
-              dir: path.join(dir, 'packages'),
-              registryUrl: this.registryUrl,
-              registryKey: registry === 'embedded' ? this.registry.info().keys.metadata.publicKey : registry.key,
-              report: ctx.report,
-            });
-          },
-          () => {
-            this.storeNow = null;
-          },
-        ),
-      );
-    }
+  /** The app store; `key` is another registry's metadata key, when known (the embedded one's is read). */
+  private appStore(key: string | undefined): Service {
+    return service(
+      'store',
+      async (ctx) => {
+        this.storeNow = await Store.open({
+          sys: this.sys,
+          invoker: this.invoker,
+          appFilters: this.appFilters,
+          dir: path.join(this.dir, 'packages'),
+          registryUrl: this.registryUrl,
+          registryKey: this.registryNow ? this.registryNow.info().keys.metadata.publicKey : key,
+          report: ctx.report,
+        });
+      },
+      () => {
+        this.storeNow = null;
+      },
+    );
+  }
 
-    if (opts.apps?.length) {
-      this.add(
-        service('apps', async (ctx) => {
-          for (const appDir of opts.apps ?? []) {
+  /** App folders loaded without a package (`os0 up --app`). */
+  private devApps(folders: string[]): Service {
+    return service('apps', async (ctx) => {
+      for (const appDir of folders) {
+        try {
+          // Compiled programs are cached in the data directory, not in the app's folder.
+          const app = await loadAppFolder(path.resolve(appDir), { cacheDir: path.join(this.dir, 'cache') });
+          this.invoker.add(app, this.appFilters);
+          ctx.report(`loaded app ${app.manifest.name}@${app.manifest.version} from ${appDir}`);
+        } catch (e) {
+          throw new Error(`--app ${appDir}: ${(e as Error).message}`);
+        }
+      }
+    });
+  }
+
+  /** The HTTP API with the invoker's and the store's routes; then the embedded registry's port. */
+  private http(port: number, registryPort: boolean): Service {
+    return service(
+      'http',
+      async () => {
+        const api = new Api(this.sys, { bookmarkSeconds: this.opts.bookmarkSeconds });
+        this.invoker.mount(api);
+        if (this.storeNow) mountStore(api, this.storeNow);
+        this.apiNow = api;
+        try {
+          this.portNow = await api.listen(port);
+          if (registryPort && port !== 0) {
             try {
-              // Compiled programs are cached in the data directory, not in the app's folder.
-              const app = await loadAppFolder(path.resolve(appDir), { cacheDir: path.join(dir, 'cache') });
-              this.invoker.add(app, this.appFilters);
-              ctx.report(`loaded app ${app.manifest.name}@${app.manifest.version} from ${appDir}`);
+              await this.registry.listen(port + 1);
             } catch (e) {
-              throw new Error(`--app ${appDir}: ${(e as Error).message}`);
+              throw new Error(`the embedded registry cannot use port ${port + 1}: ${(e as Error).message.replace(/;.*$/, '')}; pass --port P with P and P+1 free`);
             }
           }
-        }),
-      );
-    }
-
-    if (port !== null) {
-      this.add(
-        service(
-          'http',
-          async () => {
-            const api = new Api(this.sys, { bookmarkSeconds: opts.bookmarkSeconds });
-            this.invoker.mount(api);
-            if (this.storeNow) mountStore(api, this.storeNow);
-            this.apiNow = api;
-            try {
-              this.portNow = await api.listen(port);
-              if (registry === 'embedded' && port !== 0) {
-                try {
-                  await this.registry.listen(port + 1);
-                } catch (e) {
-                  throw new Error(`the embedded registry cannot use port ${port + 1}: ${(e as Error).message.replace(/;.*$/, '')}; pass --port P with P and P+1 free`);
-                }
-              }
-            } catch (e) {
-              await api.close();
-              this.apiNow = null;
-              this.portNow = 0;
-              throw e;
-            }
-          },
-          async () => {
-            await this.apiNow?.close();
-            this.apiNow = null;
-            this.portNow = 0;
-          },
-        ),
-      );
-    }
+        } catch (e) {
+          await api.close();
+          this.apiNow = null;
+          this.portNow = 0;
+          throw e;
+        }
+      },
+      async () => {
+        await this.apiNow?.close();
+        this.apiNow = null;
+        this.portNow = 0;
+      },
+    );
   }
 
   get dir(): string {
