@@ -29,6 +29,7 @@ const suites: Record<string, () => Promise<Suite>> = {
   registry: () => import('./registry.ts'),
   store: () => import('./store.ts'),
   bus: () => import('./bus.ts'),
+  instance: () => import('./instance.ts'),
 };
 
 /** Where suites keep their data (suites import only types from here, so they compute it too). */

@@ -219,17 +219,14 @@ export async function run({ report }: SuiteOptions): Promise<void> {
 
 /** Sequential POST /v1/invocations (hello.greet) and POST /v1/commands against one in-process server. */
 async function overHttp(dir: string): Promise<{ invokeP50: number; invokeP99: number; commandP50: number }> {
-  const { System } = await import('../core/system.ts');
-  const { Api } = await import('../core/api/server.ts');
-  const { Sandbox } = await import('../runtime/sandbox/index.ts');
-  const { Invoker, loadAppFolder } = await import('../runtime/invoke/index.ts');
-  const sys = await System.open({ dir });
-  const api = new Api(sys);
-  const sandbox = new Sandbox();
-  const invoker = new Invoker(sys, sandbox);
-  invoker.mount(api);
-  invoker.add(await loadAppFolder(path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'samples', 'hello'), { cacheDir: path.join(dir, 'cache') }));
-  const port = await api.listen(0);
+  // The instance os0 up runs (sdk/cli/instance.ts), in this process: core, sandbox, invoker, API.
+  const { Instance } = await import('../sdk/cli/instance.ts');
+  const { loadAppFolder } = await import('../runtime/invoke/index.ts');
+  const inst = new Instance({ data: dir, port: 0, registry: false });
+  await inst.start();
+  const sys = inst.sys;
+  inst.invoker.add(await loadAppFolder(path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'samples', 'hello'), { cacheDir: path.join(dir, 'cache') }));
+  const port = inst.port;
   const headers = { authorization: `Bearer ${sys.adminToken}`, 'content-type': 'application/json' };
   const time = async (url: string, body: (i: number) => unknown, n: number): Promise<number[]> => {
     const out: number[] = [];
@@ -248,9 +245,7 @@ async function overHttp(dir: string): Promise<{ invokeP50: number; invokeP99: nu
     const cmd = await time('/v1/commands', (i) => ({ op: 'create', resource: { type: 'configuration', namespace: 'bench', name: `c${i}` } }), 550);
     return { invokeP50: percentile(inv, 0.5), invokeP99: percentile(inv, 0.99), commandP50: percentile(cmd, 0.5) };
   } finally {
-    await api.close();
-    await sandbox.close();
-    await sys.close();
+    await inst.stop();
   }
 }
 

@@ -1,5 +1,9 @@
-/** The CLI's HTTP client: where the server is, who we are, and errors as one line. */
+/**
+ * The CLI's side of the API client (core/api/client/): where the server is, who we are, and
+ * every failure as one line with an exit code (CliError).
+ */
 import { existsSync, readFileSync } from 'node:fs';
+import { ApiClient, ApiError, type RequestOptions } from '../../core/api/client/index.ts';
 
 export class CliError extends Error {
   readonly exitCode: number;
@@ -14,49 +18,47 @@ export interface ClientOptions {
   token?: string;
 }
 
+/** A CLI command waits this long for one answer (an install fetches packages; an invocation runs). */
+const CLI_TIMEOUT_MS = 600_000;
+
+/** The API error as the CLI says it: where the server is not reachable, what to check. */
+export function cliError(e: unknown, url: string): unknown {
+  if (!(e instanceof ApiError)) return e;
+  if (e.code === 'unreachable') return new CliError(`cannot reach osØ at ${url}${e.errno ? ` (${e.errno})` : ''}; is 'os0 up' running? (set OS0_URL or --url)`);
+  return new CliError(e.message);
+}
+
 export class Client {
   readonly url: string;
   readonly token: string | undefined;
+  /** The typed client; its errors are ApiErrors (pass them through cliError()). */
+  readonly api: ApiClient;
 
   constructor(opts: ClientOptions = {}) {
     this.url = (opts.url ?? process.env.OS0_URL ?? 'http://127.0.0.1:7070').replace(/\/+$/, '');
     this.token = opts.token ?? process.env.OS0_TOKEN ?? readTokenFile('./.os0/admin.token');
+    this.api = new ApiClient({ url: this.url, token: this.token, timeoutMs: CLI_TIMEOUT_MS });
   }
 
-  private headers(json: boolean): Record<string, string> {
-    const h: Record<string, string> = {};
-    if (this.token) h.authorization = `Bearer ${this.token}`;
-    if (json) h['content-type'] = 'application/json';
-    return h;
-  }
-
-  async fetch(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<Response> {
-    let res: Response;
+  /** Runs a call of the typed client, turning its failure into a CliError. */
+  async call<T>(fn: (api: ApiClient) => Promise<T>): Promise<T> {
     try {
-      res = await fetch(this.url + path, {
-        method,
-        headers: this.headers(body !== undefined),
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal,
-      });
+      return await fn(this.api);
     } catch (e) {
-      const cause = (e as { cause?: { code?: string } }).cause?.code;
-      throw new CliError(`cannot reach osØ at ${this.url}${cause ? ` (${cause})` : ''}; is 'os0 up' running? (set OS0_URL or --url)`);
+      throw cliError(e, this.url);
     }
-    if (!res.ok) {
-      let message = `${res.status} ${res.statusText}`;
-      try {
-        const j = (await res.json()) as { error?: { message?: string } };
-        if (j.error?.message) message = j.error.message;
-      } catch {}
-      throw new CliError(message);
-    }
-    return res;
+  }
+
+  /** One request; a 2xx response, or a CliError with the server's message. */
+  fetch(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<Response> {
+    const opts: RequestOptions = { body, signal };
+    // An event stream is read for as long as the user wants it.
+    if (path.startsWith('/v1/watch')) opts.timeoutMs = 0;
+    return this.call((api) => api.request(method, path, opts));
   }
 
   async json<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const res = await this.fetch(method, path, body);
-    return (await res.json()) as T;
+    return this.call((api) => api.json<T>(method, path, body));
   }
 }
 

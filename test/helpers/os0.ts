@@ -1,6 +1,7 @@
 /**
  * End-to-end helpers: a real `os0 up` child process on a free port with a temporary data
- * directory, the CLI run as a child process, a small HTTP client and a server-sent-events reader.
+ * directory, the CLI run as a child process, raw HTTP for asserting statuses, and the project's
+ * typed client (core/api/client/) bound to a server.
  *
  * Everything started here is killed (SIGKILL if still alive) and every data directory removed in
  * an afterAll registered when this module is imported, and on process exit as a last resort.
@@ -10,6 +11,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { afterAll } from 'vitest';
+import { ApiClient, readSse } from '../../core/api/client/index.ts';
 
 export const ROOT = path.resolve(import.meta.dirname, '..', '..');
 /** The project's pinned Node.js 22 (type stripping); the machine's default `node` may be older. */
@@ -296,6 +298,11 @@ export async function http<T = any>(s: { url: string; token: string }, method: s
   return { status: res.status, body: parsed as T, text, headers: res.headers };
 }
 
+/** The typed API client for a server as it is now (after a restart(), ask for a new one). */
+export function apiClient(s: { url: string; token: string }, token?: string): ApiClient {
+  return new ApiClient({ url: s.url, token: token ?? s.token, timeoutMs: 20_000 });
+}
+
 /** A client bound to a server (follows its URL and token across restarts). */
 export function client(s: Os0, token?: string) {
   const t = () => token ?? s.token;
@@ -305,9 +312,11 @@ export function client(s: Os0, token?: string) {
     del: <T = any>(p: string) => http<T>({ url: s.url, token: t() }, 'DELETE', p),
     /** POST /v1/commands; throws unless 200. */
     async submit(cmd: unknown): Promise<{ index: number; resources: any[] }> {
-      const r = await http({ url: s.url, token: t() }, 'POST', '/v1/commands', cmd);
-      if (r.status !== 200) throw new Error(`command refused (${r.status}): ${r.text}`);
-      return r.body;
+      try {
+        return await apiClient(s, t()).submit(cmd as never);
+      } catch (e) {
+        throw new Error(`command refused (${(e as { status?: number }).status}): ${(e as Error).message}`);
+      }
     },
   };
 }
@@ -353,33 +362,14 @@ export async function sse(s: { url: string; token: string }, p: string): Promise
     done = true;
   } else {
     void (async () => {
-      const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
-      let buf = '';
-      let ev: { event: string; data: string[]; id?: string } = { event: 'message', data: [] };
       try {
-        for (;;) {
-          const { value, done: d } = await reader.read();
-          if (d) break;
-          buf += value;
-          let nl: number;
-          while ((nl = buf.indexOf('\n')) >= 0) {
-            const line = buf.slice(0, nl).replace(/\r$/, '');
-            buf = buf.slice(nl + 1);
-            if (line === '') {
-              if (ev.data.length) {
-                const data = ev.data.join('\n');
-                let json: unknown;
-                try {
-                  json = JSON.parse(data);
-                } catch {}
-                queue.push({ event: ev.event, data, id: ev.id, json });
-                notify();
-              }
-              ev = { event: 'message', data: [] };
-            } else if (line.startsWith('event:')) ev.event = line.slice(6).trim();
-            else if (line.startsWith('data:')) ev.data.push(line.slice(5).replace(/^ /, ''));
-            else if (line.startsWith('id:')) ev.id = line.slice(3).trim();
-          }
+        for await (const ev of readSse(res.body!)) {
+          let json: unknown;
+          try {
+            json = JSON.parse(ev.data);
+          } catch {}
+          queue.push({ event: ev.event, data: ev.data, id: ev.id, json });
+          notify();
         }
       } catch (e) {
         if (!ac.signal.aborted) failure = e;

@@ -5,10 +5,18 @@ import { afterAll } from 'vitest';
 
 const ROOT = join(import.meta.dirname, '..', '..', '.test-data');
 
+// Registered when this module is imported (at collection): an afterAll registered from inside a
+// beforeAll (where many tests make their directory) would never run.
+const dirs = new Set<string>();
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  dirs.clear();
+});
+
 export function tempDir(prefix = 'os0-'): string {
   mkdirSync(ROOT, { recursive: true });
   const dir = mkdtempSync(join(ROOT, prefix));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  dirs.add(dir);
   return dir;
 }
 

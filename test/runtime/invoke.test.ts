@@ -1,12 +1,11 @@
-/** The invoker over real HTTP: an in-process System, Api, Sandbox and Invoker. */
+/** The invoker over real HTTP: an in-process instance (the composition root's System, sandbox, invoker and API). */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Api } from '../../core/api/server.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { Actor } from '../../core/auth/permission.ts';
 import { System } from '../../core/system.ts';
 import { Invoker, loadAppFolder } from '../../runtime/invoke/index.ts';
-import { Sandbox } from '../../runtime/sandbox/index.ts';
+import { openInstance } from '../helpers/instance.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- response bodies, checked by the assertions
@@ -46,8 +45,6 @@ export default async (input, ctx) => {
 
 describe('Invoker', () => {
   let sys: System;
-  let api: Api;
-  let sandbox: Sandbox;
   let invoker: Invoker;
   let url: string;
   let admin: string;
@@ -60,14 +57,12 @@ describe('Invoker', () => {
   beforeAll(async () => {
     const dir = tempDir('invoke-');
     appsDir = path.join(dir, 'apps');
-    sys = await System.open({ dir: path.join(dir, 'data') });
-    admin = sys.adminToken!;
-    admActor = sys.authenticate(admin);
-    api = new Api(sys);
-    sandbox = new Sandbox({ processes: 1 });
-    invoker = new Invoker(sys, sandbox);
-    invoker.mount(api);
-    url = `http://127.0.0.1:${await api.listen(0)}`;
+    const inst = await openInstance({ data: path.join(dir, 'data') });
+    sys = inst.sys;
+    admin = inst.adminToken;
+    admActor = inst.admin;
+    invoker = inst.invoker;
+    url = inst.url;
     invoker.add(await loadAppFolder(HELLO));
     invoker.add(
       await loadAppFolder(
@@ -123,12 +118,6 @@ describe('Invoker', () => {
       admActor,
     );
   }, 30_000);
-
-  afterAll(async () => {
-    await sandbox?.close();
-    await api?.close();
-    await sys?.close();
-  });
 
   it('invokes hello.greet over HTTP and records the invocation and its observed state', async () => {
     const res = await post(admin, { app: 'hello', capability: 'greet', input: { name: 'world' } });

@@ -4,14 +4,14 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { Actor } from '../../core/auth/permission.ts';
 import type { Command } from '../../core/resource.ts';
-import { System } from '../../core/system.ts';
+import type { System } from '../../core/system.ts';
 import { appFromPackage } from '../../registry/package/app.ts';
 import { inspect, pack, UPDATE_BUNDLE } from '../../registry/package/pack.ts';
-import { Invoker, loadAppFolder, type LoadedApp } from '../../runtime/invoke/index.ts';
-import { Sandbox } from '../../runtime/sandbox/index.ts';
+import { type Invoker, loadAppFolder, type LoadedApp } from '../../runtime/invoke/index.ts';
+import { openInstance } from '../helpers/instance.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
 const SAMPLES = path.resolve(import.meta.dirname, '../../samples');
@@ -20,7 +20,6 @@ const APPS = ['hello', 'notes', 'notes-stats', 'counter/1.0.0', 'counter/2.0.0']
 describe('sample apps', () => {
   let dir: string;
   let sys: System;
-  let sandbox: Sandbox;
   let invoker: Invoker;
   let admin: Actor;
   let counter2: LoadedApp;
@@ -33,10 +32,10 @@ describe('sample apps', () => {
 
   beforeAll(async () => {
     dir = tempDir('samples-');
-    sys = await System.open({ dir: path.join(dir, 'data') });
-    admin = sys.authenticate(sys.adminToken!);
-    sandbox = new Sandbox({ processes: 1 });
-    invoker = new Invoker(sys, sandbox);
+    const inst = await openInstance({ data: path.join(dir, 'data'), port: null });
+    sys = inst.sys;
+    admin = inst.admin;
+    invoker = inst.invoker;
     const cacheDir = path.join(dir, 'cache');
     const notes = await loadAppFolder(path.join(SAMPLES, 'notes'), { cacheDir });
     invoker.add(notes);
@@ -54,11 +53,6 @@ describe('sample apps', () => {
       admin,
     );
   }, 30_000);
-
-  afterAll(async () => {
-    await sandbox?.close();
-    await sys?.close();
-  });
 
   it.each(APPS)('%s packs, and its package passes inspect() and loads', async (app) => {
     const out = path.join(dir, 'pkgs', `${app.replace('/', '-')}.tgz`);

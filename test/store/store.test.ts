@@ -1,5 +1,5 @@
 /**
- * The store over a real System, Sandbox and Registry (HTTP on 127.0.0.1): install with
+ * The store over a real instance (sdk/cli/instance.ts) and Registry (HTTP on 127.0.0.1): install with
  * dependencies, trust, refusals that write nothing, upgrade through a migration whose writes
  * commit with the switch (or not at all), uninstall of exactly what install wrote, restart.
  */
@@ -8,13 +8,13 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_GROUP, type Actor } from '../../core/auth/permission.ts';
 import type { Resource } from '../../core/resource.ts';
-import { System } from '../../core/system.ts';
+import type { System } from '../../core/system.ts';
 import { RegistryClient } from '../../registry/client/index.ts';
 import { generateKeyPair, keyIdOf, type KeyPair } from '../../registry/package/keys.ts';
 import { pack } from '../../registry/package/pack.ts';
 import { Registry } from '../../registry/server/index.ts';
-import { AppFilters, Invoker } from '../../runtime/invoke/index.ts';
-import { Sandbox } from '../../runtime/sandbox/index.ts';
+import type { Invoker } from '../../runtime/invoke/index.ts';
+import { Instance } from '../../sdk/cli/instance.ts';
 import { Store } from '../../store/index.ts';
 import { refused } from '../helpers/errors.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -110,9 +110,8 @@ export default async (input: any, ctx: any) => {
 
 describe('the store', () => {
   let sys: System;
-  let sandbox: Sandbox;
+  let inst: Instance;
   let invoker: Invoker;
-  let appFilters: AppFilters;
   let registry: Registry;
   let store: Store;
   let publisher: RegistryClient;
@@ -122,17 +121,16 @@ describe('the store', () => {
   const dataDir = path.join(root, 'os0');
   let pristine: Map<string, number>;
 
+  /** The instance os0 up builds, without HTTP, its store pointed at the registry of this test. */
   const openStore = async (): Promise<void> => {
-    appFilters = new AppFilters();
-    sys = await System.open({ dir: dataDir, filters: [appFilters] });
-    sandbox = new Sandbox();
-    appFilters.attach(sandbox);
-    invoker = new Invoker(sys, sandbox);
-    store = await Store.open({ sys, invoker, appFilters, dir: path.join(dataDir, 'packages'), registryUrl, registryKey: registry.info().keys.metadata.publicKey });
+    inst = new Instance({ data: dataDir, port: null, registry: { url: registryUrl, key: registry.info().keys.metadata.publicKey } });
+    await inst.start();
+    sys = inst.sys;
+    invoker = inst.invoker;
+    store = inst.store;
   };
   const closeStore = async (): Promise<void> => {
-    await sandbox.close();
-    await sys.close();
+    await inst.stop();
   };
 
   const publish = async (dir: string, key: KeyPair = trusted): Promise<void> => {

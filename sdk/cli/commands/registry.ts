@@ -39,6 +39,8 @@ export async function serve(o: ServeOptions): Promise<void> {
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
+    // Like os0 up, it never outlives the process that started it (../lifeline.ts).
+    void import('../lifeline.ts').then(({ watchParent }) => watchParent(stop));
   });
   process.stdout.write(`osØ registry ready at http://127.0.0.1:${bound} (data ${dir}, admin token in ${path.join(dir, ADMIN_TOKEN_FILE)})\n`);
   await done;

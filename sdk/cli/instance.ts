@@ -1,0 +1,291 @@
+/**
+ * The composition root: one osØ instance as services that start in order and stop in reverse
+ * (services.ts). `os0 up` builds it, and so do the tests and the benches that need a whole
+ * instance in their own process; nothing below sdk/cli knows the whole.
+ *
+ *   data      the data directory, locked (datadir.ts)
+ *   core      the System: the log, the tree, permissions, economy, handlers
+ *   sandbox   the sandbox processes, the app filters and the invoker
+ *   registry  the embedded package registry (optional)
+ *   store     the app store, installing from that registry (optional)
+ *   apps      app folders loaded for development (--app)
+ *   http      the HTTP API, with the invoker's and the store's routes, then the registry's port
+ *
+ * The pieces still to come each join as one more service, in this order: busØ after the core
+ * (see BUS below), the zero-procs after the sandbox, DNS and the node agent after the bus, the
+ * web console mounted by the http service.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Api } from '../../core/api/server.ts';
+import { ADMIN_GROUP } from '../../core/auth/permission.ts';
+import { System } from '../../core/system.ts';
+import { Registry } from '../../registry/server/index.ts';
+import { AppFilters, Invoker, loadAppFolder } from '../../runtime/invoke/index.ts';
+import { Sandbox, type SandboxOptions } from '../../runtime/sandbox/index.ts';
+import { mountStore, Store } from '../../store/index.ts';
+import { DataDir } from './datadir.ts';
+import { Services, service, type Service } from './services.ts';
+
+export interface InstanceOptions {
+  /** The data directory (created if missing). */
+  data: string;
+  /** The API's port: 0 for any free one, null for no HTTP at all (in-process use). Default 7070. */
+  port?: number | null;
+  /** The bus: 'embedded' (the only one so far). */
+  bus?: string;
+  /** App folders to load and make invocable (development; the store installs the real ones). */
+  apps?: string[];
+  /** The core's log and memory settings. */
+  retainRecords?: number;
+  historyRecords?: number;
+  segmentBytes?: number;
+  /** Seconds between bookmarks on an idle watch. */
+  bookmarkSeconds?: number;
+  sandbox?: SandboxOptions;
+  /**
+   * The registry the store installs from: 'embedded' (default: served at port + 1, taking this
+   * instance's tokens), another one by URL (and its metadata key, if known), or false for
+   * neither registry nor store.
+   */
+  registry?: 'embedded' | { url: string; key?: string } | false;
+  /** Lock the data directory against a second instance (default true). */
+  lock?: boolean;
+}
+
+function need<T>(v: T | null, what: string): T {
+  if (v === null) throw new Error(`the ${what} is not running (start the instance first)`);
+  return v;
+}
+
+export class Instance extends Services {
+  readonly opts: InstanceOptions;
+  readonly data: DataDir;
+  /** Built before the core: the core runs app filters, and the sandbox attaches to them. */
+  readonly appFilters = new AppFilters();
+  private sysNow: System | null = null;
+  private sandboxNow: Sandbox | null = null;
+  private invokerNow: Invoker | null = null;
+  private registryNow: Registry | null = null;
+  private storeNow: Store | null = null;
+  private apiNow: Api | null = null;
+  private portNow = 0;
+  private registryUrlNow: string | null = null;
+
+  /** Builds (does not start) an instance: `await inst.start()`, later `await inst.stop()`. */
+  constructor(opts: InstanceOptions) {
+    super();
+    if (opts.bus && opts.bus !== 'embedded') throw new Error(`--bus ${opts.bus}: only the embedded bus is available in this version`);
+    this.opts = opts;
+    this.data = new DataDir(opts.data, { lock: opts.lock });
+    const port = opts.port === undefined ? 7070 : opts.port;
+    const registry = opts.registry ?? 'embedded';
+    this.add(this.data);
+    this.add(this.core());
+    // BUS: busØ joins here, as a service built from `openBus()` (core/bus/), after the core and
+    // before anything that sends node-commands; `opts.bus` picks the implementation.
+    this.add(this.sandboxes());
+    if (registry === 'embedded') this.add(this.embeddedRegistry(port));
+    else if (registry) this.registryUrlNow = registry.url;
+    if (registry) this.add(this.appStore(registry === 'embedded' ? undefined : registry.key));
+    if (opts.apps?.length) this.add(this.devApps(opts.apps));
+    if (port !== null) this.add(this.http(port, registry === 'embedded'));
+  }
+
+  private core(): Service {
+    const opts = this.opts;
+    const dir = this.dir;
+    return service(
+      'core',
+      async (ctx) => {
+        try {
+          this.sysNow = await System.open({
+            dir,
+            retainRecords: opts.retainRecords,
+            historyRecords: opts.historyRecords,
+            segmentBytes: opts.segmentBytes,
+            filters: [this.appFilters],
+            report: ctx.report,
+          });
+        } catch (e) {
+          throw new Error(`cannot open ${dir}: ${(e as Error).message}`);
+        }
+        this.sysNow.writeAdminToken(dir);
+        if (this.sysNow.core.torn) ctx.report(`repaired a torn WAL tail in ${this.sysNow.core.torn.file}`);
+      },
+      async () => {
+        await this.sysNow?.close();
+        this.sysNow = null;
+      },
+    );
+  }
+
+  /** The sandbox processes, the app filters attached to them, and the invoker that runs apps there. */
+  private sandboxes(): Service {
+    return service(
+      'sandbox',
+      () => {
+        const sandbox = new Sandbox(this.opts.sandbox);
+        this.appFilters.attach(sandbox);
+        this.sandboxNow = sandbox;
+        this.invokerNow = new Invoker(this.sys, sandbox);
+      },
+      async () => {
+        await this.sandboxNow?.close();
+        this.sandboxNow = null;
+        this.invokerNow = null;
+      },
+    );
+  }
+
+  private embeddedRegistry(port: number | null): Service {
+    const regDir = path.join(this.dir, 'registry');
+    return service(
+      'registry',
+      async () => {
+        const sys = this.sys;
+        let reg: Registry;
+        try {
+          // The embedded registry takes this instance's tokens as its own; admins are its admins.
+          reg = await Registry.open({
+            dir: regDir,
+            authenticate: (token) => {
+              const actor = sys.permissions.authenticate(token);
+              return actor ? { actor: actor.name, admin: actor.groups.includes(ADMIN_GROUP) } : null;
+            },
+          });
+        } catch (e) {
+          throw new Error(`the embedded registry in ${regDir}: ${(e as Error).message}`);
+        }
+        this.registryNow = reg;
+        // Its port is port + 1, taken by the http service after the API's, so that "port in use"
+        // names the port the user asked for; with port 0 (or no API) it takes any free port now.
+        if (port === 0 || port === null) {
+          try {
+            this.registryUrlNow = `http://127.0.0.1:${await reg.listen(0)}`;
+          } catch (e) {
+            await reg.close();
+            this.registryNow = null;
+            throw e;
+          }
+        } else this.registryUrlNow = `http://127.0.0.1:${port + 1}`;
+      },
+      async () => {
+        await this.registryNow?.close();
+        this.registryNow = null;
+        this.registryUrlNow = null;
+      },
+    );
+  }
+
+  /** The app store; `key` is another registry's metadata key, when known (the embedded one's is read). */
+  private appStore(key: string | undefined): Service {
+    return service(
+      'store',
+      async (ctx) => {
+        this.storeNow = await Store.open({
+          sys: this.sys,
+          invoker: this.invoker,
+          appFilters: this.appFilters,
+          dir: path.join(this.dir, 'packages'),
+          registryUrl: this.registryUrl,
+          registryKey: this.registryNow ? this.registryNow.info().keys.metadata.publicKey : key,
+          report: ctx.report,
+        });
+      },
+      () => {
+        this.storeNow = null;
+      },
+    );
+  }
+
+  /** App folders loaded without a package (`os0 up --app`). */
+  private devApps(folders: string[]): Service {
+    return service('apps', async (ctx) => {
+      for (const appDir of folders) {
+        try {
+          // Compiled programs are cached in the data directory, not in the app's folder.
+          const app = await loadAppFolder(path.resolve(appDir), { cacheDir: path.join(this.dir, 'cache') });
+          this.invoker.add(app, this.appFilters);
+          ctx.report(`loaded app ${app.manifest.name}@${app.manifest.version} from ${appDir}`);
+        } catch (e) {
+          throw new Error(`--app ${appDir}: ${(e as Error).message}`);
+        }
+      }
+    });
+  }
+
+  /** The HTTP API with the invoker's and the store's routes; then the embedded registry's port. */
+  private http(port: number, registryPort: boolean): Service {
+    return service(
+      'http',
+      async () => {
+        const api = new Api(this.sys, { bookmarkSeconds: this.opts.bookmarkSeconds });
+        this.invoker.mount(api);
+        if (this.storeNow) mountStore(api, this.storeNow);
+        this.apiNow = api;
+        try {
+          this.portNow = await api.listen(port);
+          if (registryPort && port !== 0) {
+            try {
+              await this.registry.listen(port + 1);
+            } catch (e) {
+              throw new Error(`the embedded registry cannot use port ${port + 1}: ${(e as Error).message.replace(/;.*$/, '')}; pass --port P with P and P+1 free`);
+            }
+          }
+        } catch (e) {
+          await api.close();
+          this.apiNow = null;
+          this.portNow = 0;
+          throw e;
+        }
+      },
+      async () => {
+        await this.apiNow?.close();
+        this.apiNow = null;
+        this.portNow = 0;
+      },
+    );
+  }
+
+  get dir(): string {
+    return this.data.dir;
+  }
+  get sys(): System {
+    return need(this.sysNow, 'core');
+  }
+  get sandbox(): Sandbox {
+    return need(this.sandboxNow, 'sandbox');
+  }
+  get invoker(): Invoker {
+    return need(this.invokerNow, 'sandbox');
+  }
+  get registry(): Registry {
+    return need(this.registryNow, 'embedded registry');
+  }
+  get store(): Store {
+    return need(this.storeNow, 'store');
+  }
+  get api(): Api {
+    return need(this.apiNow, 'HTTP API');
+  }
+  /** The API's bound port. */
+  get port(): number {
+    return need(this.portNow || null, 'HTTP API');
+  }
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+  get registryUrl(): string {
+    return need(this.registryUrlNow, 'registry');
+  }
+  /** The admin token: DATA/admin.token, written on the first start. */
+  get adminToken(): string {
+    return fs.readFileSync(path.join(this.dir, 'admin.token'), 'utf8').trim();
+  }
+}
+
+/** The instance `os0 up` runs, from its options (see Instance). */
+export function buildInstance(opts: InstanceOptions): Instance {
+  return new Instance(opts);
+}
