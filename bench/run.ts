@@ -28,6 +28,7 @@ const suites: Record<string, () => Promise<Suite>> = {
   sandbox: () => import('./sandbox.ts'),
   registry: () => import('./registry.ts'),
   store: () => import('./store.ts'),
+  'agent-net': () => import('./agent-net.ts'),
 };
 
 /** Where suites keep their data (suites import only types from here, so they compute it too). */
