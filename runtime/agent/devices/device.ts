@@ -61,8 +61,11 @@ export class DeviceError extends Error {
 
 export const COMMAND_ID_CHARS_MAX = 128;
 
-/** Outcome fields a device's work returns; `Commands` stamps device, at and commandId on them. */
-export type OutcomeBody<E extends DeviceEvent> = Omit<E, 'device' | 'at' | 'commandId'>;
+/**
+ * Outcome fields a device's work returns; `Commands` stamps device, at and commandId on them.
+ * Distributes over a union of events, so each event type keeps its own fields.
+ */
+export type OutcomeBody<E extends DeviceEvent> = E extends DeviceEvent ? Omit<E, 'device' | 'at' | 'commandId'> : never;
 
 /**
  * Idempotency by id, a bound on commands in flight, and one outcome per command: the part of
