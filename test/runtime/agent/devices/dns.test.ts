@@ -3,6 +3,9 @@
  * over UDP and TCP, for every record type it serves.
  */
 import { execFile } from 'node:child_process';
+import * as dgram from 'node:dgram';
+import * as net from 'node:net';
+import * as dnsPacket from 'dns-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DeviceEvent } from '../../../../runtime/agent/devices/device.ts';
 import { DnsDevice, serviceDnsName } from '../../../../runtime/agent/devices/dns/index.ts';
@@ -177,6 +180,54 @@ describe('dns device, asked by dig', () => {
     expect(retried.retriedOverTcp).toBe(true);
     expect(data(retried, 'A')).toHaveLength(100);
     expect(dev.snapshot().counters.truncated).toBeGreaterThanOrEqual(4);
+  });
+});
+
+describe('dns device on the wire', () => {
+  const udpAsk = (bytes: Buffer) =>
+    new Promise<Buffer | null>((resolve) => {
+      const s = dgram.createSocket('udp4');
+      const t = setTimeout(() => (s.close(), resolve(null)), 500);
+      s.on('message', (m) => (clearTimeout(t), s.close(), resolve(m)));
+      s.send(bytes, dev.port, '127.0.0.1');
+    });
+
+  it('answers garbage with FORMERR, ignores what is shorter than a header, and keeps serving', async () => {
+    const garbage = Buffer.from([0x12, 0x34, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff]);
+    const formerr = await udpAsk(garbage);
+    expect(formerr).not.toBeNull();
+    const decoded = dnsPacket.decode(formerr!);
+    expect(decoded.id).toBe(0x1234);
+    expect((decoded as unknown as { rcode: string }).rcode).toBe('FORMERR');
+    expect(await udpAsk(Buffer.from([1, 2, 3]))).toBeNull();
+    const notimp = await udpAsk(dnsPacket.encode({ type: 'query', id: 7, flags: 2 << 11, questions: [{ type: 'A', name: 'web.demo.os0' }] }));
+    expect((dnsPacket.decode(notimp!) as unknown as { rcode: string }).rcode).toBe('NOTIMP');
+    expect(data(await dig(dev.port, 'web.demo.os0.', 'A'), 'A')).toHaveLength(2);
+  });
+
+  it('answers several queries sent at once on one TCP connection, in order', async () => {
+    const names = ['web.demo.os0', 'nope.demo.os0', 'example.com', 'os0'];
+    const types = ['A', 'A', 'A', 'SOA'] as const;
+    const wire = Buffer.concat(names.map((name, i) => dnsPacket.streamEncode({ type: 'query', id: 100 + i, questions: [{ type: types[i], name }] })));
+    const replies = await new Promise<dnsPacket.Packet[]>((resolve, reject) => {
+      const s = net.connect({ host: '127.0.0.1', port: dev.port });
+      let buf = Buffer.alloc(0);
+      const out: dnsPacket.Packet[] = [];
+      s.on('data', (d: Buffer) => {
+        buf = Buffer.concat([buf, d]);
+        while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+          out.push(dnsPacket.streamDecode(buf));
+          buf = buf.subarray(2 + buf.readUInt16BE(0));
+        }
+        if (out.length === names.length) (s.destroy(), resolve(out));
+      });
+      s.on('error', reject);
+      // Split mid-message: the server must put the pieces back together.
+      s.write(wire.subarray(0, 5));
+      setTimeout(() => s.write(wire.subarray(5)), 20);
+    });
+    expect(replies.map((r) => r.id)).toEqual([100, 101, 102, 103]);
+    expect(replies.map((r) => (r as unknown as { rcode: string }).rcode)).toEqual(['NOERROR', 'NXDOMAIN', 'REFUSED', 'NOERROR']);
   });
 });
 
