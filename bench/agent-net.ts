@@ -6,7 +6,8 @@
  *   2. HTTP requests/s with Debian's `wrk`, straight to a backend and through the proxy device in
  *      the same run, keep-alive and a new connection per request (`Connection: close`). The
  *      backend is a node HTTP server in a child process; the proxy runs in this process, which
- *      is otherwise idle while wrk runs;
+ *      is otherwise idle while wrk runs. A bare node `net` pipe is measured beside it, as the
+ *      reference any node proxy starts from;
  *   3. the targets, PASS or FAIL (reported, never an exit code).
  *
  * `runNet(opts)` is exported so that bench/agent.ts can run it beside the process figures.
@@ -15,6 +16,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import * as dgram from 'node:dgram';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,12 +30,12 @@ const log = (m: string): void => void process.stderr.write(`  agent-net: ${m}\n`
 
 const DNSPERF = '/usr/bin/dnsperf';
 const WRK = '/usr/bin/wrk';
-const LOAD_S = 4;
+const LOAD_S = 3;
 const DNS_TARGET_QPS = 20_000;
 const PROXY_TARGET_RATIO = 0.7;
 const WRK_CONNECTIONS = 32;
-/** Rounds of (direct, proxy) runs; the best of each is kept, as other load comes and goes. */
-const ROUNDS = 2;
+/** Rounds of (direct, proxy, bare pipe) runs, compared within a round. */
+const ROUNDS = 3;
 
 const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
 
@@ -72,14 +74,14 @@ async function dnsQps(report: SuiteOptions['report']): Promise<number | undefine
     fs.mkdirSync(dataDir, { recursive: true });
     const file = path.join(dataDir, 'queries.txt');
     fs.writeFileSync(file, lines.join('\n') + '\n');
-    log(`dnsperf: ${lines.length} distinct questions, ${LOAD_S} s, 100 outstanding`);
-    const out = await exec(DNSPERF, ['-s', '127.0.0.1', '-p', String(dns.port), '-d', file, '-l', String(LOAD_S), '-c', '4', '-q', '100', '-t', '2'], (LOAD_S + 20) * 1000);
+    log(`dnsperf: ${lines.length} distinct questions, ${LOAD_S} s, 1 client, 100 outstanding`);
+    const out = await exec(DNSPERF, ['-s', '127.0.0.1', '-p', String(dns.port), '-d', file, '-l', String(LOAD_S), '-c', '1', '-q', '100', '-t', '2'], (LOAD_S + 20) * 1000);
     const qps = Number(/Queries per second:\s+([\d.]+)/.exec(out)?.[1]);
     const lost = /Queries lost:\s+(\d+)/.exec(out)?.[1] ?? '?';
     const latency = /Average Latency \(s\):\s+([\d.]+)/.exec(out)?.[1];
     const c = dns.snapshot().counters;
     const ceiling = await udpEchoQps(file);
-    report('DNS queries/s over UDP (dnsperf, 100 outstanding)', qps, 'q/s', `(${lost} lost; avg latency ${latency ? fmt(Number(latency) * 1000, 2) : '?'} ms; ${fmt(c.cacheHits)} answered from the cache of ${fmt(c.queriesUdp)})`);
+    report('DNS queries/s over UDP (dnsperf: 1 client, 100 outstanding)', qps, 'q/s', `(${lost} lost; avg latency ${latency ? fmt(Number(latency) * 1000, 2) : '?'} ms; ${fmt(c.cacheHits)} answered from the cache of ${fmt(c.queriesUdp)})`);
     report('UDP echo with no DNS work, same client (what node:dgram allows here)', ceiling, 'q/s', `(the DNS device does ${fmt((qps / ceiling) * 100, 1)}% of it)`);
     return qps;
   } finally {
@@ -97,7 +99,7 @@ async function udpEchoQps(file: string): Promise<number> {
   await new Promise<void>((r) => echo.bind(0, '127.0.0.1', r));
   try {
     log(`dnsperf against a bare UDP echo, ${LOAD_S} s`);
-    const out = await exec(DNSPERF, ['-s', '127.0.0.1', '-p', String(echo.address().port), '-d', file, '-l', String(LOAD_S), '-c', '4', '-q', '100', '-t', '2'], (LOAD_S + 20) * 1000);
+    const out = await exec(DNSPERF, ['-s', '127.0.0.1', '-p', String(echo.address().port), '-d', file, '-l', String(LOAD_S), '-c', '1', '-q', '100', '-t', '2'], (LOAD_S + 20) * 1000);
     return Number(/Queries per second:\s+([\d.]+)/.exec(out)?.[1]);
   } finally {
     await new Promise<void>((r) => echo.close(() => r()));
@@ -120,13 +122,34 @@ async function startBackend(): Promise<{ port: number; child: ChildProcess }> {
   return { port, child };
 }
 
-async function wrk(port: number, keepAlive: boolean): Promise<{ rps: number; errors: string }> {
+async function wrk(port: number, keepAlive: boolean): Promise<{ rps: number; requests: number; errors: string }> {
   const args = ['-t', '1', '-c', String(WRK_CONNECTIONS), '-d', `${LOAD_S}s`, ...(keepAlive ? [] : ['-H', 'Connection: close']), `http://127.0.0.1:${port}/`];
   const out = await exec(WRK, args, (LOAD_S + 20) * 1000);
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1]);
   const errors = /Socket errors: (.*)/.exec(out)?.[1] ?? 'none';
   const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1];
-  return { rps, errors: non2xx ? `${errors}; ${non2xx} non-2xx` : errors };
+  return { rps, requests, errors: non2xx ? `${errors}; ${non2xx} non-2xx` : errors };
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+/** The simplest node TCP proxy there is (pipe both ways, Nagle off): the reference for the device. */
+async function startPlainPipe(backendPort: number): Promise<{ port: number; server: net.Server }> {
+  const server = net.createServer({ noDelay: true }, (client) => {
+    const upstream = net.connect({ host: '127.0.0.1', port: backendPort, noDelay: true });
+    client.on('error', () => {});
+    upstream.on('error', () => {});
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { port: (server.address() as net.AddressInfo).port, server };
 }
 
 async function proxyFigures(report: SuiteOptions['report']): Promise<number | undefined> {
@@ -144,28 +167,47 @@ async function proxyFigures(report: SuiteOptions['report']): Promise<number | un
     });
     if (configured.type !== 'configured') throw new Error(`proxy.configure failed: ${JSON.stringify(configured)}`);
     const proxyPort = configured.listen.port;
-    const best = { directKeep: 0, proxyKeep: 0, directNew: 0, proxyNew: 0 };
+    const pipe = await startPlainPipe(backend.port);
+    const runs = [
+      ['directKeep', backend.port, true, 'direct'],
+      ['proxyKeep', proxyPort, true, 'through the proxy'],
+      ['pipeKeep', pipe.port, true, 'through a bare net pipe'],
+      ['directNew', backend.port, false, 'direct'],
+      ['proxyNew', proxyPort, false, 'through the proxy'],
+    ] as const;
+    type Key = (typeof runs)[number][0];
+    const rps = Object.fromEntries(runs.map(([k]) => [k, [] as number[]])) as Record<Key, number[]>;
+    // This process runs the proxy and the bare pipe and nothing else meanwhile: its CPU time per
+    // request is the proxy's cost, a figure that moves less with other load than requests/s.
+    const cpuUsPerRequest = Object.fromEntries(runs.map(([k]) => [k, [] as number[]])) as Record<Key, number[]>;
     const errors: string[] = [];
-    for (let round = 1; round <= ROUNDS; round++) {
-      for (const [key, port, keep] of [
-        ['directKeep', backend.port, true],
-        ['proxyKeep', proxyPort, true],
-        ['directNew', backend.port, false],
-        ['proxyNew', proxyPort, false],
-      ] as const) {
-        log(`round ${round}/${ROUNDS}: wrk ${keep ? 'keep-alive' : 'Connection: close'} ${port === proxyPort ? 'through the proxy' : 'direct'}, ${LOAD_S} s`);
-        const r = await wrk(port, keep);
-        best[key] = Math.max(best[key], r.rps);
-        if (r.errors !== 'none') errors.push(`${key}: ${r.errors}`);
+    try {
+      for (let round = 1; round <= ROUNDS; round++) {
+        for (const [key, port, keep, how] of runs) {
+          log(`round ${round}/${ROUNDS}: wrk ${keep ? 'keep-alive' : 'Connection: close'} ${how}, ${LOAD_S} s`);
+          const cpu0 = process.cpuUsage();
+          const r = await wrk(port, keep);
+          const cpu = process.cpuUsage(cpu0);
+          rps[key].push(r.rps);
+          cpuUsPerRequest[key].push((cpu.user + cpu.system) / r.requests);
+          if (r.errors !== 'none') errors.push(`${key}: ${r.errors}`);
+        }
       }
+    } finally {
+      pipe.server.close();
     }
-    const keepRatio = best.proxyKeep / best.directKeep;
-    const newRatio = best.proxyNew / best.directNew;
-    const note = `(wrk -t1 -c${WRK_CONNECTIONS}, best of ${ROUNDS} runs of ${LOAD_S} s)`;
-    report('HTTP req/s direct, keep-alive', best.directKeep, 'req/s', note);
-    report('HTTP req/s through the proxy, keep-alive', best.proxyKeep, 'req/s', `(${fmt(keepRatio * 100, 1)}% of direct)`);
-    report('HTTP req/s direct, new connection per request', best.directNew, 'req/s', note);
-    report('HTTP req/s through the proxy, new connection per request', best.proxyNew, 'req/s', `(${fmt(newRatio * 100, 1)}% of direct)`);
+    // Other load on the machine comes and goes: compare runs of one round (seconds apart), and
+    // take the median over the rounds.
+    const ratio = (a: Key, b: Key) => median(rps[a].map((x, i) => x / rps[b][i]));
+    const keepRatio = ratio('proxyKeep', 'directKeep');
+    const note = `(wrk -t1 -c${WRK_CONNECTIONS}, median of ${ROUNDS} runs of ${LOAD_S} s)`;
+    report('HTTP req/s direct, keep-alive', median(rps.directKeep), 'req/s', note);
+    report('HTTP req/s through the proxy, keep-alive', median(rps.proxyKeep), 'req/s', `(${fmt(keepRatio * 100, 1)}% of direct, median of per-round ratios)`);
+    report('HTTP req/s through a bare node net pipe, keep-alive', median(rps.pipeKeep), 'req/s', `(${fmt(ratio('pipeKeep', 'directKeep') * 100, 1)}% of direct: the floor any node proxy starts from)`);
+    report('HTTP req/s direct, new connection per request', median(rps.directNew), 'req/s', note);
+    report('HTTP req/s through the proxy, new connection per request', median(rps.proxyNew), 'req/s', `(${fmt(ratio('proxyNew', 'directNew') * 100, 1)}% of direct)`);
+    report('proxy CPU per request, keep-alive', median(cpuUsPerRequest.proxyKeep), 'µs', `(bare pipe ${fmt(median(cpuUsPerRequest.pipeKeep), 1)} µs)`);
+    report('proxy CPU per request, new connection per request', median(cpuUsPerRequest.proxyNew), 'µs');
     const snap = proxy.snapshot().proxies[0];
     log(`proxy counters: ${fmt(snap.connectionsTotal)} connections, ${fmt(snap.bytesIn)} bytes in, ${fmt(snap.bytesOut)} out, refused ${snap.refusedOverLimit + snap.refusedNoBackend}`);
     if (errors.length > 0) log(`wrk socket errors: ${errors.join(' | ')}`);
