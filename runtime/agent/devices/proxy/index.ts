@@ -137,16 +137,20 @@ export class ProxyDevice implements Device<ProxyCommand, ProxyEvent, ProxySnapsh
     if (!existing && this.proxies.size >= this.proxiesMax) {
       throw new DeviceError('limit', `this machine runs ${this.proxiesMax} load balancers, the most it may; remove one first`);
     }
-    if (existing) {
-      this.remove(config.proxyId);
-      await new Promise((r) => setImmediate(r)); // let the old listening socket close before binding again
-    }
     let balancer: Balancer;
     try {
-      balancer = await Balancer.start(config, (e) => this.onBalancerEvent(e));
+      // A new address for an existing load balancer: listen there first, so that a refusal
+      // leaves the old one serving; only the same port on another host needs the old one gone.
+      balancer = await Balancer.start(config, (e) => this.onBalancerEvent(e)).catch(async (e: unknown) => {
+        if (!existing || existing.listen.port !== config.listen.port) throw e;
+        this.remove(config.proxyId);
+        await new Promise((r) => setImmediate(r)); // let the old listening socket close first
+        return Balancer.start(config, (ev) => this.onBalancerEvent(ev));
+      });
     } catch (e) {
       throw new DeviceError('host', (e as Error).message);
     }
+    if (existing && this.proxies.get(config.proxyId) === existing) this.remove(config.proxyId);
     this.proxies.set(config.proxyId, balancer);
     return { type: 'configured', proxyId: config.proxyId, listen: balancer.listen, changed: true };
   }

@@ -358,6 +358,26 @@ describe('proxy device', () => {
     c2.socket.destroy();
   });
 
+  it('moves to a new address: the old listener stops taking connections, the ones it had go on', async () => {
+    const { dev } = newDevice();
+    const a = await backend('a');
+    const config: ProxyConfigInput = { proxyId: 'move', listen: { host: HOST, port: 0 }, backends: [{ id: 'a', host: HOST, port: a.port }] };
+    const oldPort = await configure(dev, config);
+    const open = await openConn(oldPort);
+    const free = net.createServer();
+    await new Promise<void>((r) => free.listen(0, HOST, r));
+    const newPort = (free.address() as net.AddressInfo).port;
+    await new Promise((r) => free.close(r));
+    expect(await configure(dev, { ...config, listen: { host: HOST, port: newPort } })).toBe(newPort);
+    expect(await whoAnswers(newPort)).toBe('a');
+    await expect(whoAnswers(oldPort)).rejects.toThrow(/ECONNREFUSED/);
+    expect(await open.echo('still')).toBe('still');
+    expect(dev.snapshot().stopping.map((p) => p.listen.port)).toEqual([oldPort]);
+    open.socket.end();
+    await until(() => dev.snapshot().stopping.length === 0);
+    expect(dev.snapshot().proxies.map((p) => p.listen.port)).toEqual([newPort]);
+  });
+
   it('answers commands idempotently, refuses bad ones in one line, and stops listening on remove', async () => {
     const { dev, events } = newDevice();
     const a = await backend('a');
