@@ -305,6 +305,16 @@ describe('dns device commands', () => {
     }
   });
 
+  it('has a plain-JSON snapshot, and refuses commands once closed', async () => {
+    const d = await DnsDevice.start({ port: 0, emit: () => {} });
+    await d.handle({ id: 'j-1', type: 'dns.set', record: { id: 'j', name: 'j.demo.os0.', type: 'SRV', value: '1 2 3 j.demo.os0.' } });
+    const snap = d.snapshot();
+    expect(JSON.parse(JSON.stringify(snap))).toEqual(snap);
+    expect(snap.records).toEqual([{ id: 'j', name: 'j.demo.os0.', type: 'SRV', ttl: 30, value: { priority: 1, weight: 2, port: 3, target: 'j.demo.os0.' } }]);
+    await d.close();
+    expect(await d.handle({ id: 'j-2', type: 'dns.remove', recordId: 'j' })).toMatchObject({ type: 'failed', code: 'closed' });
+  });
+
   it('says clearly when its port is taken', async () => {
     await expect(DnsDevice.start({ port: dev.port, emit: () => {} })).rejects.toThrow(/already in use.*--dns-port/);
   });

@@ -415,5 +415,9 @@ describe('proxy device', () => {
     await expect(whoAnswers(port)).rejects.toThrow(/ECONNREFUSED/);
     expect(await dev.handle({ id: 'rm2', type: 'proxy.remove', proxyId: 'cmd' })).toMatchObject({ type: 'removed', existed: false });
     expect(events.filter((e) => e.commandId === 'same')).toHaveLength(2);
+    const snap = dev.snapshot();
+    expect(JSON.parse(JSON.stringify(snap))).toEqual(snap);
+    await dev.close();
+    expect(await dev.handle({ id: 'late', type: 'proxy.remove', proxyId: 'cmd' })).toMatchObject({ type: 'failed', code: 'closed' });
   });
 });
