@@ -17,7 +17,10 @@ export interface ProxyConfigInput {
   proxyId: string;
   listen: { host?: string; port: number };
   backends: BackendSpec[];
-  /** TCP connect by default; or `{type: 'http', path: '/healthz'}`; timing fields beside it. */
+  /**
+   * TCP connect by default; or `{type: 'http', path: '/healthz'}` (a service's `{http: '/healthz'}`
+   * and `{tcp: true}` are understood too); timing fields beside it.
+   */
   health?: (HealthCheck | { type?: undefined }) & Partial<HealthTiming>;
   /** How long a removed backend's connections may go on before they are cut (30 s). */
   drainTimeoutMs?: number;
@@ -86,8 +89,12 @@ export function checkConfig(input: ProxyConfigInput): ProxyConfig {
     ids.add(id);
     backends.push({ id, ...spec });
   }
-  const h = input.health ?? {};
+  let h = input.health ?? {};
   if (h === null || typeof h !== 'object') throw bad('health must be {type: "tcp"} or {type: "http", path: "/healthz"}, with intervalMs, timeoutMs, healthyThreshold, unhealthyThreshold');
+  // A service's own spelling (`health: {http: /healthz}` or `{tcp: true}`) is taken as is.
+  const service = h as { http?: unknown; tcp?: unknown; type?: unknown };
+  if (service.type === undefined && typeof service.http === 'string') h = { ...h, type: 'http', path: service.http } as typeof h;
+  else if (service.type === undefined && service.tcp === true) h = { ...h, type: 'tcp' } as typeof h;
   let check: HealthCheck;
   if (h.type === undefined || h.type === 'tcp') check = { type: 'tcp' };
   else if (h.type === 'http') {

@@ -238,7 +238,8 @@ describe('proxy device', () => {
         { id: 'steady', host: HOST, port: steady },
         { id: 'flaky', host: HOST, port: flaky },
       ],
-      health: { type: 'http', path: '/healthz', intervalMs: 100, healthyThreshold: 2, unhealthyThreshold: 2 },
+      // A service's spelling of its health check, as the executor may pass it on.
+      health: { http: '/healthz', intervalMs: 100, healthyThreshold: 2, unhealthyThreshold: 2 } as ProxyConfigInput['health'],
     });
     await until(() => healthyAll(dev, 'http', 2));
     const get = () =>
