@@ -73,6 +73,8 @@ const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
 const DRAIN_MS_MAX = 1000;
 /** After SIGKILL, how long the kernel may take to remove the processes before we give up waiting. */
 const KILL_WAIT_MS_MAX = 5000;
+/** Pids remembered per task while stopping it. */
+const SEEN_MAX = 4096;
 
 /** One task's process, as written in the state file. */
 interface Entry {
@@ -112,6 +114,8 @@ interface Live {
   announced: Promise<void>;
   done: Promise<Exit>;
   resolveDone: (e: Exit) => void;
+  /** Pids of the task seen while stopping it, with their start ticks. */
+  seen: Map<number, number>;
   logWindowStart: number;
   logWindowCount: number;
   logDropped: number;
@@ -233,9 +237,15 @@ export class LocalProcesses implements ProcessDevice {
     const agent = opts.name ?? 'a' + createHash('sha256').update(dataDir).digest('hex').slice(0, 12);
     if (!TASK_RE.test(agent)) throw new Error(`name must be letters, digits, ".", "_" and "-" (at most 100)`);
     const dev = new LocalProcesses({ ...opts, dataDir }, agent, openLimiter(agent, opts.limiter));
-    await dev.recover();
+    // Polling first: recovery waits for the exits of processes it ends, which only polling sees.
     dev.poller = setInterval(() => dev.poll(), dev.opts.pollMs);
     dev.poller.unref();
+    try {
+      await dev.recover();
+    } catch (e) {
+      await dev.close();
+      throw e;
+    }
     return dev;
   }
 
@@ -429,6 +439,7 @@ export class LocalProcesses implements ProcessDevice {
       announced,
       done,
       resolveDone,
+      seen: new Map(),
       logWindowStart: 0,
       logWindowCount: 0,
       logDropped: 0,
@@ -471,21 +482,33 @@ export class LocalProcesses implements ProcessDevice {
     }
   }
 
-  /** Every process of the task still alive: its group, its descendants, its cgroup. */
+  /**
+   * Every process of the task still alive: its group, its descendants, its cgroup, and any seen
+   * before (a child that left the group is no descendant once its parent has died).
+   */
   private members(l: Live): number[] {
-    const all = new Set(treeOf(l.pid, l.pid, allStats()));
+    const stats = allStats();
+    const byPid = new Map(stats.map((s) => [s.pid, s]));
+    const all = new Set(treeOf(l.pid, l.pid, stats));
     for (const p of this.limiter.members(l.entry.placement)) all.add(p);
+    for (const [p, ticks] of l.seen) if (byPid.get(p)?.startTicks === ticks) all.add(p);
     all.delete(process.pid);
-    return [...all];
+    for (const p of all) {
+      const s = byPid.get(p);
+      if (s && l.seen.size < SEEN_MAX) l.seen.set(p, s.startTicks);
+    }
+    return [...all].filter((p) => byPid.has(p));
   }
 
   private signalAll(l: Live, sig: NodeJS.Signals): void {
+    // Find them all before signalling any: a parent's death hides its children from the tree.
+    const members = this.members(l);
     try {
       process.kill(-l.pid, sig);
     } catch {
       // The group is empty: the members below are whatever left it.
     }
-    for (const p of this.members(l)) signal(p, sig);
+    for (const p of members) signal(p, sig);
   }
 
   private terminate(l: Live, graceMs: number): void {
