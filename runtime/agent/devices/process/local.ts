@@ -25,7 +25,7 @@ import { checkLimits, readSmall, type Limiter, type LimiterKind, type Limits, ty
 import { LogReader, LogWriter, type LogOptions, type Stream } from './logs.ts';
 import type { Exit, ProcessCommand, ProcessDevice, ProcessEvent, ProcessSnapshot, StartCommand, StopCommand } from './process.ts';
 import { allStats, bootId, findByEnv, isSame, readStat, signal, treeOf } from './procfs.ts';
-import { readJson, writeJsonAtomic } from './state.ts';
+import { readJson, writeJsonAtomic } from '../state.ts';
 
 const run = promisify(execFile);
 

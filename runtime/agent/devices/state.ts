@@ -1,5 +1,5 @@
 /**
- * The device's durable state: one JSON file, replaced whole and atomically (write a temporary
+ * A device's durable state: one JSON file, replaced whole and atomically (write a temporary
  * file, fsync, rename, fsync the directory), so an agent killed at any instant finds either the
  * old state or the new one, never half of each.
  */
@@ -17,7 +17,7 @@ export function readJson<T>(file: string): T | undefined {
   try {
     return JSON.parse(text) as T;
   } catch {
-    throw new Error(`${file} is not valid JSON; move it aside to start over (its processes are then cleaned up by their cgroups or left running)`);
+    throw new Error(`${file} is not valid JSON; move it aside to start over`);
   }
 }
 
