@@ -28,6 +28,7 @@ const suites: Record<string, () => Promise<Suite>> = {
   sandbox: () => import('./sandbox.ts'),
   registry: () => import('./registry.ts'),
   store: () => import('./store.ts'),
+  agent: () => import('./agent.ts'),
 };
 
 /** Where suites keep their data (suites import only types from here, so they compute it too). */
