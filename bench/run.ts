@@ -28,6 +28,7 @@ const suites: Record<string, () => Promise<Suite>> = {
   sandbox: () => import('./sandbox.ts'),
   registry: () => import('./registry.ts'),
   store: () => import('./store.ts'),
+  agent: () => import('./agent.ts'),
   'agent-net': () => import('./agent-net.ts'),
 };
 

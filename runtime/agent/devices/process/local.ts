@@ -12,22 +12,20 @@
  * behind (a cgroup without a task, a process started but not yet written down) is found by its
  * cgroup or by OS0_TASK and OS0_AGENT in its environment, and ended.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { promisify } from 'node:util';
 import { Commands, DeviceError, type Emit, type FailedEvent, type OutcomeBody } from '../device.ts';
 import { openLimiter } from './detect.ts';
+import { FifoPool } from './fifos.ts';
 import { checkLimits, readSmall, type Limiter, type LimiterKind, type Limits, type Placement } from './limits.ts';
 import { LogReader, LogWriter, type LogOptions, type Stream } from './logs.ts';
 import type { Exit, ProcessCommand, ProcessDevice, ProcessEvent, ProcessSnapshot, StartCommand, StopCommand } from './process.ts';
 import { allStats, bootId, findByEnv, isSame, readStat, signal, treeOf } from './procfs.ts';
-import { readJson, writeJsonAtomic } from './state.ts';
-
-const run = promisify(execFile);
+import { readJson, writeJsonAtomic } from '../state.ts';
 
 export interface LocalProcessOptions {
   /** Where the state file, the pipes and the logs live. */
@@ -73,6 +71,8 @@ const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
 const DRAIN_MS_MAX = 1000;
 /** After SIGKILL, how long the kernel may take to remove the processes before we give up waiting. */
 const KILL_WAIT_MS_MAX = 5000;
+/** Pids remembered per task while stopping it. */
+const SEEN_MAX = 4096;
 
 /** One task's process, as written in the state file. */
 interface Entry {
@@ -112,6 +112,8 @@ interface Live {
   announced: Promise<void>;
   done: Promise<Exit>;
   resolveDone: (e: Exit) => void;
+  /** Pids of the task seen while stopping it, with their start ticks. */
+  seen: Map<number, number>;
   logWindowStart: number;
   logWindowCount: number;
   logDropped: number;
@@ -200,6 +202,7 @@ export class LocalProcesses implements ProcessDevice {
   private readonly stateFile: string;
   private readonly runDir: string;
   private readonly logsDir: string;
+  private readonly fifos: FifoPool;
   private poller?: NodeJS.Timeout;
   private closed = false;
 
@@ -221,6 +224,7 @@ export class LocalProcesses implements ProcessDevice {
     this.stateFile = path.join(opts.dataDir, 'processes.json');
     this.runDir = path.join(opts.dataDir, 'run');
     this.logsDir = path.join(opts.dataDir, 'logs');
+    this.fifos = new FifoPool(path.join(opts.dataDir, 'fifos'));
   }
 
   /** Opens the device on `dataDir`, taking back (or ending) what an earlier run left there. */
@@ -233,9 +237,15 @@ export class LocalProcesses implements ProcessDevice {
     const agent = opts.name ?? 'a' + createHash('sha256').update(dataDir).digest('hex').slice(0, 12);
     if (!TASK_RE.test(agent)) throw new Error(`name must be letters, digits, ".", "_" and "-" (at most 100)`);
     const dev = new LocalProcesses({ ...opts, dataDir }, agent, openLimiter(agent, opts.limiter));
-    await dev.recover();
+    // Polling first: recovery waits for the exits of processes it ends, which only polling sees.
     dev.poller = setInterval(() => dev.poll(), dev.opts.pollMs);
     dev.poller.unref();
+    try {
+      await dev.recover();
+    } catch (e) {
+      await dev.close();
+      throw e;
+    }
     return dev;
   }
 
@@ -351,7 +361,7 @@ export class LocalProcesses implements ProcessDevice {
       placement = this.limiter.place(task, limits);
       fs.rmSync(dir, { recursive: true, force: true });
       fs.mkdirSync(dir, { recursive: true });
-      await run('mkfifo', ['-m', '600', path.join(dir, 'out'), path.join(dir, 'err')]);
+      await this.fifos.take(dir);
       const entry: Entry = { task, pid: null, startTicks: null, port, argv: [...c.argv], cwd, limits, placement, startedAt: Date.now() };
       this.entries.set(task, entry);
       this.save();
@@ -429,6 +439,7 @@ export class LocalProcesses implements ProcessDevice {
       announced,
       done,
       resolveDone,
+      seen: new Map(),
       logWindowStart: 0,
       logWindowCount: 0,
       logDropped: 0,
@@ -471,21 +482,46 @@ export class LocalProcesses implements ProcessDevice {
     }
   }
 
-  /** Every process of the task still alive: its group, its descendants, its cgroup. */
+  /**
+   * Every process of the task still alive: its group, its descendants, its cgroup, and any seen
+   * before (a child that left the group is no descendant once its parent has died).
+   */
   private members(l: Live): number[] {
-    const all = new Set(treeOf(l.pid, l.pid, allStats()));
+    const stats = allStats();
+    const byPid = new Map(stats.map((s) => [s.pid, s]));
+    const all = new Set<number>();
+    if (!this.foreign(l)) for (const p of treeOf(l.pid, l.pid, stats)) all.add(p);
     for (const p of this.limiter.members(l.entry.placement)) all.add(p);
+    for (const [p, ticks] of l.seen) if (byPid.get(p)?.startTicks === ticks) all.add(p);
     all.delete(process.pid);
-    return [...all];
+    for (const p of all) {
+      const s = byPid.get(p);
+      if (s && l.seen.size < SEEN_MAX) l.seen.set(p, s.startTicks);
+    }
+    return [...all].filter((p) => byPid.has(p));
+  }
+
+  /**
+   * True when the task's pid now names another process. Linux frees a pid number only once no
+   * process, group or session uses it, so then the task's group is gone too, and a group or
+   * tree found under that number is someone else's.
+   */
+  private foreign(l: Live): boolean {
+    const s = readStat(l.pid);
+    return s !== undefined && s.startTicks !== l.entry.startTicks;
   }
 
   private signalAll(l: Live, sig: NodeJS.Signals): void {
-    try {
-      process.kill(-l.pid, sig);
-    } catch {
-      // The group is empty: the members below are whatever left it.
+    // Find them all before signalling any: a parent's death hides its children from the tree.
+    const members = this.members(l);
+    if (!this.foreign(l)) {
+      try {
+        process.kill(-l.pid, sig);
+      } catch {
+        // The group is empty: the members below are whatever left it.
+      }
     }
-    for (const p of this.members(l)) signal(p, sig);
+    for (const p of members) signal(p, sig);
   }
 
   private terminate(l: Live, graceMs: number): void {
@@ -591,7 +627,9 @@ export class LocalProcesses implements ProcessDevice {
 
   private save(): void {
     const state: StateFile = { version: 1, bootId: bootId(), name: this.agent, entries: [...this.entries.values()] };
-    writeJsonAtomic(this.stateFile, state);
+    // No fsync: these processes do not outlive the machine, and after a reboot (a new boot id)
+    // nothing in the file is alive anyway; the rename alone holds against the agent's death.
+    writeJsonAtomic(this.stateFile, state, { durable: false });
   }
 
   private pruneLogs(): void {
@@ -611,30 +649,34 @@ export class LocalProcesses implements ProcessDevice {
   // ---- after a restart ----
 
   private async recover(): Promise<void> {
-    const state = readJson<StateFile>(this.stateFile);
+    let state: StateFile | undefined;
+    try {
+      state = readJson<StateFile>(this.stateFile);
+    } catch (e) {
+      if (!(e instanceof SyntaxError)) throw e;
+      // Unreadable (a crash of the machine mid-write): start empty; the scans below end what it named.
+      fs.renameSync(this.stateFile, `${this.stateFile}.unreadable-${Date.now()}`);
+    }
     const sameBoot = state?.bootId === bootId();
     const adopted: Live[] = [];
     for (const e of state?.entries ?? []) {
-      this.entries.set(e.task, e);
-      if (e.pid !== null && sameBoot && e.startTicks !== null && isSame(e.pid, e.startTicks)) {
-        const l = this.track(e, e.pid, true, Promise.resolve());
-        adopted.push(l);
-        continue;
-      }
       if (e.pid === null) {
-        // Started but never written down: find it by the environment the launcher was given.
-        const found = findByEnv([`OS0_TASK=${e.task}`, `OS0_AGENT=${this.agent}`]);
-        await this.killAll(found.flatMap((p) => [p, ...treeOf(p, readStat(p)?.pgid ?? p)]), e.placement);
-        await this.limiter.release(e.placement);
+        // Started but never written down: the environment scan below ends it.
+        await this.limiter.release(e.placement).catch(() => false);
         fs.rmSync(path.join(this.runDir, e.task), { recursive: true, force: true });
-        this.entries.delete(e.task);
         continue;
       }
-      // Gone while the agent was away (or the machine rebooted): report how it ended.
-      const l = this.track(e, e.pid, true, Promise.resolve());
-      this.live.set(e.task, l);
-      adopted.push(l);
+      this.entries.set(e.task, e);
+      // Alive and the same process: taken back. Gone while the agent was away (or the machine
+      // rebooted): tracked just long enough to report how it ended.
+      adopted.push(this.track(e, e.pid, true, Promise.resolve()));
     }
+    // This agent's processes that no task accounts for: a start never written down, a lost state file.
+    const strays = findByEnv(`OS0_AGENT=${this.agent}`, 'OS0_TASK').filter((p) => {
+      const l = p.value === undefined ? undefined : this.live.get(p.value);
+      return !l || !(sameBoot && isSame(l.pid, l.entry.startTicks ?? -1));
+    });
+    await this.killAll(strays.flatMap((p) => [p.pid, ...treeOf(p.pid, readStat(p.pid)?.pgid ?? p.pid)]), undefined);
     // Cgroups of tasks nobody knows: a crash between making the group and writing the state.
     for (const p of this.limiter.leftovers(new Set(this.entries.keys()))) {
       await this.killAll([], p);
@@ -657,14 +699,14 @@ export class LocalProcesses implements ProcessDevice {
     await Promise.all(ending);
   }
 
-  private async killAll(pids: number[], placement: Placement): Promise<void> {
+  private async killAll(pids: number[], placement: Placement | undefined): Promise<void> {
     const until = Date.now() + KILL_WAIT_MS_MAX;
     for (;;) {
       const alive = (p: number): boolean => {
         const st = readStat(p)?.state;
         return st !== undefined && st !== 'Z' && st !== 'X';
       };
-      const left = new Set([...pids.filter(alive), ...this.limiter.members(placement)]);
+      const left = new Set([...pids.filter(alive), ...(placement ? this.limiter.members(placement) : [])]);
       left.delete(process.pid);
       if (left.size === 0 || Date.now() > until) return;
       for (const p of left) signal(p, 'SIGKILL');

@@ -12,7 +12,7 @@ export interface StartCommand extends DeviceCommand {
   /** The task this process runs for: [A-Za-z0-9][A-Za-z0-9._-]*, at most 100 characters. */
   readonly task: string;
   /** The program and its arguments; the program is looked up on the env's PATH unless it holds a '/'. */
-  readonly argv: string[];
+  readonly argv: readonly string[];
   /** The whole environment, besides PORT, OS0_TASK and OS0_AGENT, which the device adds. */
   readonly env?: Record<string, string>;
   /** Absolute; default '/'. */

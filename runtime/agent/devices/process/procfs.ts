@@ -78,9 +78,13 @@ export function treeOf(rootPid: number, pgid: number, stats: Stat[] = allStats()
   return [...found];
 }
 
-/** Pids whose environment holds every one of `pairs` (`KEY=value`); processes we may not read are skipped. */
-export function findByEnv(pairs: string[]): number[] {
-  const out: number[] = [];
+/**
+ * Processes whose environment holds `marker` (`KEY=value`), with the value of `key` in it;
+ * processes we may not read are skipped.
+ */
+export function findByEnv(marker: string, key: string): Array<{ pid: number; value: string | undefined }> {
+  const out: Array<{ pid: number; value: string | undefined }> = [];
+  const prefix = key + '=';
   for (const s of allStats()) {
     let env: string;
     try {
@@ -88,8 +92,9 @@ export function findByEnv(pairs: string[]): number[] {
     } catch {
       continue;
     }
-    const vars = new Set(env.split('\0'));
-    if (pairs.every((p) => vars.has(p))) out.push(s.pid);
+    const vars = env.split('\0');
+    if (!vars.includes(marker)) continue;
+    out.push({ pid: s.pid, value: vars.find((v) => v.startsWith(prefix))?.slice(prefix.length) });
   }
   return out;
 }

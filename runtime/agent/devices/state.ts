@@ -1,7 +1,7 @@
 /**
- * The device's durable state: one JSON file, replaced whole and atomically (write a temporary
- * file, fsync, rename, fsync the directory), so an agent killed at any instant finds either the
- * old state or the new one, never half of each.
+ * A device's state: one JSON file, replaced whole and atomically (write a temporary file, rename
+ * it over), so an agent killed at any instant finds either the old state or the new one, never
+ * half of each. `durable` adds the fsyncs that make it survive the machine's crash too.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -17,21 +17,23 @@ export function readJson<T>(file: string): T | undefined {
   try {
     return JSON.parse(text) as T;
   } catch {
-    throw new Error(`${file} is not valid JSON; move it aside to start over (its processes are then cleaned up by their cgroups or left running)`);
+    throw new SyntaxError(`${file} is not valid JSON; move it aside to start over`);
   }
 }
 
-export function writeJsonAtomic(file: string, value: unknown): void {
+export function writeJsonAtomic(file: string, value: unknown, opts: { durable?: boolean } = {}): void {
+  const durable = opts.durable ?? true;
   const dir = path.dirname(file);
   const tmp = path.join(dir, `.${path.basename(file)}.tmp`);
   const fd = fs.openSync(tmp, 'w');
   try {
     fs.writeSync(fd, JSON.stringify(value));
-    fs.fsyncSync(fd);
+    if (durable) fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }
   fs.renameSync(tmp, file);
+  if (!durable) return;
   const dfd = fs.openSync(dir, 'r');
   try {
     fs.fsyncSync(dfd);
