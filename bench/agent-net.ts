@@ -34,8 +34,10 @@ const LOAD_S = 3;
 const DNS_TARGET_QPS = 20_000;
 const PROXY_TARGET_RATIO = 0.7;
 const WRK_CONNECTIONS = 32;
-/** Rounds of (direct, proxy, bare pipe) runs, compared within a round. */
-const ROUNDS = 3;
+/** Rounds of (direct, proxy, bare pipe) wrk runs, compared within a round: short runs close in
+ * time see the same other load, and the median over rounds drops the unlucky ones. */
+const ROUNDS = 5;
+const WRK_S = 2;
 
 const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
 
@@ -123,8 +125,8 @@ async function startBackend(): Promise<{ port: number; child: ChildProcess }> {
 }
 
 async function wrk(port: number, keepAlive: boolean): Promise<{ rps: number; requests: number; errors: string }> {
-  const args = ['-t', '1', '-c', String(WRK_CONNECTIONS), '-d', `${LOAD_S}s`, ...(keepAlive ? [] : ['-H', 'Connection: close']), `http://127.0.0.1:${port}/`];
-  const out = await exec(WRK, args, (LOAD_S + 20) * 1000);
+  const args = ['-t', '1', '-c', String(WRK_CONNECTIONS), '-d', `${WRK_S}s`, ...(keepAlive ? [] : ['-H', 'Connection: close']), `http://127.0.0.1:${port}/`];
+  const out = await exec(WRK, args, (WRK_S + 20) * 1000);
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
   const requests = Number(/(\d+) requests in/.exec(out)?.[1]);
   const errors = /Socket errors: (.*)/.exec(out)?.[1] ?? 'none';
@@ -184,7 +186,7 @@ async function proxyFigures(report: SuiteOptions['report']): Promise<number | un
     try {
       for (let round = 1; round <= ROUNDS; round++) {
         for (const [key, port, keep, how] of runs) {
-          log(`round ${round}/${ROUNDS}: wrk ${keep ? 'keep-alive' : 'Connection: close'} ${how}, ${LOAD_S} s`);
+          log(`round ${round}/${ROUNDS}: wrk ${keep ? 'keep-alive' : 'Connection: close'} ${how}, ${WRK_S} s`);
           const cpu0 = process.cpuUsage();
           const r = await wrk(port, keep);
           const cpu = process.cpuUsage(cpu0);
@@ -200,7 +202,7 @@ async function proxyFigures(report: SuiteOptions['report']): Promise<number | un
     // take the median over the rounds.
     const ratio = (a: Key, b: Key) => median(rps[a].map((x, i) => x / rps[b][i]));
     const keepRatio = ratio('proxyKeep', 'directKeep');
-    const note = `(wrk -t1 -c${WRK_CONNECTIONS}, median of ${ROUNDS} runs of ${LOAD_S} s)`;
+    const note = `(wrk -t1 -c${WRK_CONNECTIONS}, median of ${ROUNDS} runs of ${WRK_S} s)`;
     report('HTTP req/s direct, keep-alive', median(rps.directKeep), 'req/s', note);
     report('HTTP req/s through the proxy, keep-alive', median(rps.proxyKeep), 'req/s', `(${fmt(keepRatio * 100, 1)}% of direct, median of per-round ratios)`);
     report('HTTP req/s through a bare node net pipe, keep-alive', median(rps.pipeKeep), 'req/s', `(${fmt(ratio('pipeKeep', 'directKeep') * 100, 1)}% of direct: the floor any node proxy starts from)`);
