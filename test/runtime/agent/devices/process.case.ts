@@ -15,6 +15,13 @@ type Ev = ProcessEvent | FailedEvent;
 
 let seq = 0;
 
+/** The first line of a task's log that says how its forks went. */
+async function forkReport(dev: LocalProcesses, task: string): Promise<{ text: string }> {
+  let found: { text: string } | undefined;
+  await until(() => (found = dev.logs(task).tail(100).find((l) => l.text.startsWith('spawned '))) !== undefined, 15_000, `${task} to report`);
+  return found as { text: string };
+}
+
 export function processCases(kind: LimiterKind, portBase: number): void {
   const root = tempDir(`proc-${kind}-`);
   const opened: LocalProcesses[] = [];
@@ -149,6 +156,21 @@ export function processCases(kind: LimiterKind, portBase: number): void {
     expect(exited.exitCode === 0).toBe(false);
     expect(dev.logs('hog').tail(50).some((l) => l.text === 'survived')).toBe(false);
     if (kind !== 'rlimit') expect(exited).toMatchObject({ signal: 'SIGKILL', oomKilled: true });
+  });
+
+  it('holds a program that forks too much to its pids limit, where the host enforces one', async () => {
+    const { dev } = await open();
+    if (dev.snapshot().enforced.pids.startsWith('none')) return; // rlimits do not hold root; the snapshot says so
+    // Asks for 60 children and counts the ones the kernel refuses; stays up to be counted.
+    const forker = `const { spawn } = require('node:child_process'); let ok = 0, failed = 0;
+      for (let i = 0; i < 60; i++) { try { const c = spawn('sleep', ['300'], { stdio: 'ignore' }); c.on('error', () => failed++); c.on('spawn', () => ok++); } catch { failed++; } }
+      setTimeout(() => console.log('spawned ' + ok + ' refused ' + failed), 1000); setInterval(() => {}, 1000);`;
+    const out = (await dev.handle({ id: 'c1', type: 'process.start', task: 'forky', argv: [NODE, '-e', forker], limits: { pids: 40 } })) as Extract<Ev, { type: 'started' }>;
+    const line = (await forkReport(dev, 'forky')).text;
+    const [, ok, refused] = /spawned (\d+) refused (\d+)/.exec(line) ?? [];
+    expect(Number(refused)).toBeGreaterThan(0);
+    expect(Number(ok) + Number(refused)).toBe(60);
+    expect(descendants(out.pid).length).toBeLessThanOrEqual(40);
   });
 
   it('emits ready once the program listens on its PORT', async () => {
