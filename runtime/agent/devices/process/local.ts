@@ -86,6 +86,8 @@ interface Entry {
   limits: Limits;
   placement: Placement;
   startedAt: number;
+  /** Set once a stop began: when SIGKILL is due (ms since the epoch). A restarted agent carries the stop on. */
+  stopAt?: number;
 }
 
 interface StateFile {
@@ -529,6 +531,8 @@ export class LocalProcesses implements ProcessDevice {
     l.state = 'stopping';
     l.requested = true;
     l.killAt = Date.now() + graceMs;
+    l.entry.stopAt = l.killAt;
+    this.save();
     this.signalAll(l, 'SIGTERM');
     l.killTimer = setTimeout(() => {
       l.sentKill = true;
@@ -689,9 +693,14 @@ export class LocalProcesses implements ProcessDevice {
       const alive = sameBoot && l.entry.startTicks !== null && isSame(l.pid, l.entry.startTicks);
       if (!alive) {
         ending.push(this.finish(l));
-      } else if (this.opts.recover === 'clean') {
-        this.terminate(l, this.opts.graceMs);
-        ending.push(l.done);
+      } else if (this.opts.recover === 'clean' || l.entry.stopAt !== undefined) {
+        // Cleaning up, or a stop the last agent began: end it, keeping what is left of its grace.
+        const graceMs = l.entry.stopAt !== undefined ? Math.max(0, l.entry.stopAt - Date.now()) : this.opts.graceMs;
+        const carried = l.entry.stopAt !== undefined && this.opts.recover !== 'clean';
+        l.entry.stopAt = undefined;
+        this.terminate(l, graceMs);
+        // A clean-up is done when open returns; a carried stop ends in its own time, with `exited`.
+        if (!carried) ending.push(l.done);
       } else {
         this.commands.event({ type: 'adopted', task: l.entry.task, pid: l.pid, port: l.entry.port });
       }

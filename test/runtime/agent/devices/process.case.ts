@@ -133,6 +133,25 @@ export function processCases(kind: LimiterKind, portBase: number): void {
     expect(tree.filter(alive)).toEqual([]);
   });
 
+  it('carries on a stop the last agent began, keeping what was left of its grace', async () => {
+    const { dev, c, opts } = await open();
+    const out = (await dev.handle({ id: 'c1', type: 'process.start', task: 'slow', argv: ['sh', '-c', 'trap "" TERM; sleep 300'] })) as Extract<Ev, { type: 'started' }>;
+    await until(() => descendants(out.pid).length >= 3, 5000, 'the program to start');
+    const tree = descendants(out.pid);
+    void dev.handle({ id: 'c2', type: 'process.stop', task: 'slow', graceMs: 1500 });
+    await until(() => dev.snapshot().processes[0]?.state === 'stopping', 5000, 'the stop to begin');
+    await dev.close(); // the agent goes away mid-grace; the process ignores SIGTERM
+    opened.splice(opened.indexOf(dev), 1);
+    expect(tree.every(alive)).toBe(true);
+    expect(c.events.some((e) => e.type === 'exited')).toBe(false);
+    const c2 = collect<Ev>();
+    const again = await LocalProcesses.open({ ...opts, emit: c2.emit });
+    opened.push(again);
+    const exited = await c2.waitFor((e) => e.type === 'exited', 10_000, 'exited');
+    expect(exited).toMatchObject({ task: 'slow', pid: out.pid, requested: true, signal: 'SIGKILL' });
+    expect(tree.filter(alive)).toEqual([]);
+  });
+
   it('reports exit codes and signals of programs that end by themselves', async () => {
     const { dev, c } = await open();
     await dev.handle({ id: 'c1', type: 'process.start', task: 'code', argv: ['sh', '-c', 'exit 3'] });
