@@ -307,7 +307,12 @@ export class LocalProcesses implements ProcessDevice {
     const task = checkTask(c.task);
     const pending = this.starting.get(task);
     if (pending) await pending.catch(() => undefined);
-    const known = this.live.get(task);
+    let known = this.live.get(task);
+    if (known?.finishing) {
+      // Its program has ended and the device is still reporting it: start anew after that.
+      await known.done;
+      known = this.live.get(task);
+    }
     if (known) {
       if (known.state === 'stopping') throw new DeviceError('conflict', `task ${task} is stopping; start it again once it has stopped`);
       return { type: 'started', task, pid: known.pid, port: known.entry.port, already: true };
@@ -392,6 +397,7 @@ export class LocalProcesses implements ProcessDevice {
       const live = this.track(entry, pid, false, announced);
       live.child = child;
       child.unref();
+      child.on('error', () => undefined); // nothing is sent through the handle; its exit is what counts
       child.once('exit', (code, sig) => void this.finish(live, { code, signal: sig }));
       if (readyTimeoutMs > 0) void this.watchReady(live, readyTimeoutMs);
       return { type: 'started', task, pid, port, already: false };
