@@ -252,6 +252,13 @@ export function processCases(kind: LimiterKind, portBase: number): void {
     expect(nums.every((n, i) => i === 0 || n > nums[i - 1])).toBe(true);
   });
 
+  /** cgroup v1: whether the task's memory cgroup is still there (always false for other limiters). */
+  function cgroupLeft(name: string, task: string): boolean {
+    if (kind !== 'cgroup-v1') return false;
+    const self = fs.readFileSync('/proc/self/cgroup', 'utf8').split('\n').find((l) => l.split(':')[1] === 'memory')?.split(':')[2] ?? '/';
+    return fs.existsSync(path.join('/sys/fs/cgroup/memory', self, 'os0', name, task));
+  }
+
   async function killedAgent(): Promise<{ opts: LocalProcessOptions; pids: Record<string, number> }> {
     const { opts } = setup();
     const tasks = [
@@ -330,9 +337,23 @@ export function processCases(kind: LimiterKind, portBase: number): void {
     expect(dev.snapshot().processes).toEqual([]);
     const state = JSON.parse(fs.readFileSync(path.join(opts.dataDir, 'processes.json'), 'utf8'));
     expect(state.entries).toEqual([]);
-    if (kind === 'cgroup-v1') {
-      const self = fs.readFileSync('/proc/self/cgroup', 'utf8').split('\n').find((l) => l.split(':')[1] === 'memory')?.split(':')[2] ?? '/';
-      expect(fs.existsSync(path.join('/sys/fs/cgroup/memory', self, 'os0', opts.name as string, 'keep-b'))).toBe(false);
-    }
+    expect(cgroupLeft(opts.name as string, 'keep-b')).toBe(false);
+  });
+
+  it('an agent killed with SIGKILL and its state file lost: the next one finds its processes by their environment and ends them', async () => {
+    const { opts, pids } = await killedAgent();
+    const trees = Object.values(pids).flatMap(descendants);
+    expect(trees.length).toBeGreaterThanOrEqual(4);
+    const stateFile = path.join(opts.dataDir, 'processes.json');
+    fs.writeFileSync(stateFile, '{"version":1,"entr'); // torn
+    expect(cgroupLeft(opts.name as string, 'keep-b')).toBe(kind === 'cgroup-v1');
+    const c = collect<Ev>();
+    const dev = await LocalProcesses.open({ ...opts, emit: c.emit });
+    opened.push(dev);
+    expect(trees.filter(alive)).toEqual([]);
+    expect(dev.snapshot().processes).toEqual([]);
+    expect(fs.readdirSync(opts.dataDir).some((f) => f.startsWith('processes.json.unreadable-'))).toBe(true);
+    expect(JSON.parse(fs.readFileSync(stateFile, 'utf8')).entries).toEqual([]);
+    expect(cgroupLeft(opts.name as string, 'keep-b')).toBe(false);
   });
 }
