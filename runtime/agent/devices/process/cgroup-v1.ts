@@ -38,6 +38,16 @@ export class CgroupV1Limiter implements Limiter {
 
   place(task: string, limits: Limits): Placement {
     const dirs = CONTROLLERS.map((c) => path.join(this.bases[c], task));
+    try {
+      this.write(dirs, limits);
+    } catch (e) {
+      for (const d of dirs) rmdirQuiet(d);
+      throw e;
+    }
+    return { kind: this.kind, task, dirs, shell: dirs.map((d) => `echo $$ > '${path.join(d, 'cgroup.procs')}'`) };
+  }
+
+  private write(dirs: string[], limits: Limits): void {
     for (const d of dirs) fs.mkdirSync(d, { recursive: true });
     const [mem, cpu, pids] = dirs;
     if (limits.memoryBytes !== undefined) {
@@ -49,7 +59,6 @@ export class CgroupV1Limiter implements Limiter {
     fs.writeFileSync(path.join(cpu, 'cpu.cfs_period_us'), String(CFS_PERIOD_US));
     fs.writeFileSync(path.join(cpu, 'cpu.cfs_quota_us'), limits.cpus === undefined ? '-1' : String(Math.max(1000, Math.round(limits.cpus * CFS_PERIOD_US))));
     fs.writeFileSync(path.join(pids, 'pids.max'), limits.pids === undefined ? 'max' : String(limits.pids));
-    return { kind: this.kind, task, dirs, shell: dirs.map((d) => `echo $$ > '${path.join(d, 'cgroup.procs')}'`) };
   }
 
   members(p: Placement): number[] {

@@ -50,6 +50,16 @@ export class CgroupV2Limiter implements Limiter {
 
   place(task: string, limits: Limits): Placement {
     const dir = path.join(this.base, task);
+    try {
+      this.write(dir, limits);
+    } catch (e) {
+      rmdirQuiet(dir);
+      throw e;
+    }
+    return { kind: this.kind, task, dirs: [dir], shell: [`echo $$ > '${path.join(dir, 'cgroup.procs')}'`] };
+  }
+
+  private write(dir: string, limits: Limits): void {
     fs.mkdirSync(dir, { recursive: true });
     fs.writeFileSync(path.join(dir, 'memory.max'), limits.memoryBytes === undefined ? 'max' : String(limits.memoryBytes));
     const swap = path.join(dir, 'memory.swap.max');
@@ -57,7 +67,6 @@ export class CgroupV2Limiter implements Limiter {
     const quota = limits.cpus === undefined ? 'max' : String(Math.max(1000, Math.round(limits.cpus * CPU_PERIOD_US)));
     fs.writeFileSync(path.join(dir, 'cpu.max'), `${quota} ${CPU_PERIOD_US}`);
     fs.writeFileSync(path.join(dir, 'pids.max'), limits.pids === undefined ? 'max' : String(limits.pids));
-    return { kind: this.kind, task, dirs: [dir], shell: [`echo $$ > '${path.join(dir, 'cgroup.procs')}'`] };
   }
 
   members(p: Placement): number[] {

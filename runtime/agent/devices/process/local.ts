@@ -86,6 +86,8 @@ interface Entry {
   limits: Limits;
   placement: Placement;
   startedAt: number;
+  /** Set once a stop began: when SIGKILL is due (ms since the epoch). A restarted agent carries the stop on. */
+  stopAt?: number;
 }
 
 interface StateFile {
@@ -305,7 +307,12 @@ export class LocalProcesses implements ProcessDevice {
     const task = checkTask(c.task);
     const pending = this.starting.get(task);
     if (pending) await pending.catch(() => undefined);
-    const known = this.live.get(task);
+    let known = this.live.get(task);
+    if (known?.finishing) {
+      // Its program has ended and the device is still reporting it: start anew after that.
+      await known.done;
+      known = this.live.get(task);
+    }
     if (known) {
       if (known.state === 'stopping') throw new DeviceError('conflict', `task ${task} is stopping; start it again once it has stopped`);
       return { type: 'started', task, pid: known.pid, port: known.entry.port, already: true };
@@ -390,6 +397,7 @@ export class LocalProcesses implements ProcessDevice {
       const live = this.track(entry, pid, false, announced);
       live.child = child;
       child.unref();
+      child.on('error', () => undefined); // nothing is sent through the handle; its exit is what counts
       child.once('exit', (code, sig) => void this.finish(live, { code, signal: sig }));
       if (readyTimeoutMs > 0) void this.watchReady(live, readyTimeoutMs);
       return { type: 'started', task, pid, port, already: false };
@@ -529,6 +537,8 @@ export class LocalProcesses implements ProcessDevice {
     l.state = 'stopping';
     l.requested = true;
     l.killAt = Date.now() + graceMs;
+    l.entry.stopAt = l.killAt;
+    this.save();
     this.signalAll(l, 'SIGTERM');
     l.killTimer = setTimeout(() => {
       l.sentKill = true;
@@ -689,9 +699,14 @@ export class LocalProcesses implements ProcessDevice {
       const alive = sameBoot && l.entry.startTicks !== null && isSame(l.pid, l.entry.startTicks);
       if (!alive) {
         ending.push(this.finish(l));
-      } else if (this.opts.recover === 'clean') {
-        this.terminate(l, this.opts.graceMs);
-        ending.push(l.done);
+      } else if (this.opts.recover === 'clean' || l.entry.stopAt !== undefined) {
+        // Cleaning up, or a stop the last agent began: end it, keeping what is left of its grace.
+        const graceMs = l.entry.stopAt !== undefined ? Math.max(0, l.entry.stopAt - Date.now()) : this.opts.graceMs;
+        const carried = l.entry.stopAt !== undefined && this.opts.recover !== 'clean';
+        l.entry.stopAt = undefined;
+        this.terminate(l, graceMs);
+        // A clean-up is done when open returns; a carried stop ends in its own time, with `exited`.
+        if (!carried) ending.push(l.done);
       } else {
         this.commands.event({ type: 'adopted', task: l.entry.task, pid: l.pid, port: l.entry.port });
       }

@@ -91,7 +91,8 @@ export class LocalVolumes implements VolumeDevice {
   static async open(opts: LocalVolumeOptions): Promise<LocalVolumes> {
     const dataDir = path.resolve(opts.dataDir);
     const state = readJson<StateFile>(path.join(dataDir, 'volumes.json'));
-    const want = opts.quota ?? state?.quota;
+    // Volumes keep the kind they were made with; an empty data dir takes the best one there is.
+    const want = opts.quota ?? (state?.volumes.length ? state.quota : undefined);
     const quota = openQuota(want);
     if (state && state.quota !== quota.kind && state.volumes.length > 0) {
       throw new Error(`${dataDir} holds ${state.quota} volumes; open it with quota '${state.quota}' (or delete its volumes first)`);

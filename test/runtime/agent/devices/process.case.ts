@@ -15,6 +15,13 @@ type Ev = ProcessEvent | FailedEvent;
 
 let seq = 0;
 
+/** The first line of a task's log that says how its forks went. */
+async function forkReport(dev: LocalProcesses, task: string): Promise<{ text: string }> {
+  let found: { text: string } | undefined;
+  await until(() => (found = dev.logs(task).tail(100).find((l) => l.text.startsWith('spawned '))) !== undefined, 15_000, `${task} to report`);
+  return found as { text: string };
+}
+
 export function processCases(kind: LimiterKind, portBase: number): void {
   const root = tempDir(`proc-${kind}-`);
   const opened: LocalProcesses[] = [];
@@ -126,6 +133,25 @@ export function processCases(kind: LimiterKind, portBase: number): void {
     expect(tree.filter(alive)).toEqual([]);
   });
 
+  it('carries on a stop the last agent began, keeping what was left of its grace', async () => {
+    const { dev, c, opts } = await open();
+    const out = (await dev.handle({ id: 'c1', type: 'process.start', task: 'slow', argv: ['sh', '-c', 'trap "" TERM; sleep 300'] })) as Extract<Ev, { type: 'started' }>;
+    await until(() => descendants(out.pid).length >= 3, 5000, 'the program to start');
+    const tree = descendants(out.pid);
+    void dev.handle({ id: 'c2', type: 'process.stop', task: 'slow', graceMs: 1500 });
+    await until(() => dev.snapshot().processes[0]?.state === 'stopping', 5000, 'the stop to begin');
+    await dev.close(); // the agent goes away mid-grace; the process ignores SIGTERM
+    opened.splice(opened.indexOf(dev), 1);
+    expect(tree.every(alive)).toBe(true);
+    expect(c.events.some((e) => e.type === 'exited')).toBe(false);
+    const c2 = collect<Ev>();
+    const again = await LocalProcesses.open({ ...opts, emit: c2.emit });
+    opened.push(again);
+    const exited = await c2.waitFor((e) => e.type === 'exited', 10_000, 'exited');
+    expect(exited).toMatchObject({ task: 'slow', pid: out.pid, requested: true, signal: 'SIGKILL' });
+    expect(tree.filter(alive)).toEqual([]);
+  });
+
   it('reports exit codes and signals of programs that end by themselves', async () => {
     const { dev, c } = await open();
     await dev.handle({ id: 'c1', type: 'process.start', task: 'code', argv: ['sh', '-c', 'exit 3'] });
@@ -149,6 +175,21 @@ export function processCases(kind: LimiterKind, portBase: number): void {
     expect(exited.exitCode === 0).toBe(false);
     expect(dev.logs('hog').tail(50).some((l) => l.text === 'survived')).toBe(false);
     if (kind !== 'rlimit') expect(exited).toMatchObject({ signal: 'SIGKILL', oomKilled: true });
+  });
+
+  it('holds a program that forks too much to its pids limit, where the host enforces one', async () => {
+    const { dev } = await open();
+    if (dev.snapshot().enforced.pids.startsWith('none')) return; // rlimits do not hold root; the snapshot says so
+    // Asks for 60 children and counts the ones the kernel refuses; stays up to be counted.
+    const forker = `const { spawn } = require('node:child_process'); let ok = 0, failed = 0;
+      for (let i = 0; i < 60; i++) { try { const c = spawn('sleep', ['300'], { stdio: 'ignore' }); c.on('error', () => failed++); c.on('spawn', () => ok++); } catch { failed++; } }
+      setTimeout(() => console.log('spawned ' + ok + ' refused ' + failed), 1000); setInterval(() => {}, 1000);`;
+    const out = (await dev.handle({ id: 'c1', type: 'process.start', task: 'forky', argv: [NODE, '-e', forker], limits: { pids: 40 } })) as Extract<Ev, { type: 'started' }>;
+    const line = (await forkReport(dev, 'forky')).text;
+    const [, ok, refused] = /spawned (\d+) refused (\d+)/.exec(line) ?? [];
+    expect(Number(refused)).toBeGreaterThan(0);
+    expect(Number(ok) + Number(refused)).toBe(60);
+    expect(descendants(out.pid).length).toBeLessThanOrEqual(40);
   });
 
   it('emits ready once the program listens on its PORT', async () => {
@@ -210,6 +251,13 @@ export function processCases(kind: LimiterKind, portBase: number): void {
     const nums = followed.map((t) => Number(t.slice(5)));
     expect(nums.every((n, i) => i === 0 || n > nums[i - 1])).toBe(true);
   });
+
+  /** cgroup v1: whether the task's memory cgroup is still there (always false for other limiters). */
+  function cgroupLeft(name: string, task: string): boolean {
+    if (kind !== 'cgroup-v1') return false;
+    const self = fs.readFileSync('/proc/self/cgroup', 'utf8').split('\n').find((l) => l.split(':')[1] === 'memory')?.split(':')[2] ?? '/';
+    return fs.existsSync(path.join('/sys/fs/cgroup/memory', self, 'os0', name, task));
+  }
 
   async function killedAgent(): Promise<{ opts: LocalProcessOptions; pids: Record<string, number> }> {
     const { opts } = setup();
@@ -289,9 +337,23 @@ export function processCases(kind: LimiterKind, portBase: number): void {
     expect(dev.snapshot().processes).toEqual([]);
     const state = JSON.parse(fs.readFileSync(path.join(opts.dataDir, 'processes.json'), 'utf8'));
     expect(state.entries).toEqual([]);
-    if (kind === 'cgroup-v1') {
-      const self = fs.readFileSync('/proc/self/cgroup', 'utf8').split('\n').find((l) => l.split(':')[1] === 'memory')?.split(':')[2] ?? '/';
-      expect(fs.existsSync(path.join('/sys/fs/cgroup/memory', self, 'os0', opts.name as string, 'keep-b'))).toBe(false);
-    }
+    expect(cgroupLeft(opts.name as string, 'keep-b')).toBe(false);
+  });
+
+  it('an agent killed with SIGKILL and its state file lost: the next one finds its processes by their environment and ends them', async () => {
+    const { opts, pids } = await killedAgent();
+    const trees = Object.values(pids).flatMap(descendants);
+    expect(trees.length).toBeGreaterThanOrEqual(4);
+    const stateFile = path.join(opts.dataDir, 'processes.json');
+    fs.writeFileSync(stateFile, '{"version":1,"entr'); // torn
+    expect(cgroupLeft(opts.name as string, 'keep-b')).toBe(kind === 'cgroup-v1');
+    const c = collect<Ev>();
+    const dev = await LocalProcesses.open({ ...opts, emit: c.emit });
+    opened.push(dev);
+    expect(trees.filter(alive)).toEqual([]);
+    expect(dev.snapshot().processes).toEqual([]);
+    expect(fs.readdirSync(opts.dataDir).some((f) => f.startsWith('processes.json.unreadable-'))).toBe(true);
+    expect(JSON.parse(fs.readFileSync(stateFile, 'utf8')).entries).toEqual([]);
+    expect(cgroupLeft(opts.name as string, 'keep-b')).toBe(false);
   });
 }
