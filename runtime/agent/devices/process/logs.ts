@@ -182,11 +182,13 @@ export class LogReader {
     const pollMs = Math.max(10, opts.pollMs ?? 100);
     if (opts.tail) for (const l of this.tail(opts.tail)) yield l;
     const current = path.join(this.dir, LOG_FILE);
-    let ino = -1;
+    // A file is known by inode and birth time: a rotated-away file's inode number may come back.
+    const idOf = (st: fs.Stats): string => `${st.ino}:${st.birthtimeMs}`;
+    let id = '';
     let offset = 0;
     try {
       const st = fs.statSync(current);
-      ino = st.ino;
+      id = idOf(st);
       offset = st.size;
     } catch {
       // Not written yet: start at its beginning when it appears.
@@ -220,13 +222,23 @@ export class LogReader {
       } catch {
         st = undefined;
       }
-      if (st && st.ino !== ino) {
-        // Rotated: finish the file we were reading (now one of the numbered ones), then start anew.
-        if (ino !== -1) {
-          const old = this.files().find((f) => f !== current && fs.statSync(f, { throwIfNoEntry: false })?.ino === ino);
-          if (old) for (const l of readFrom(old)) yield l;
+      if (st && (idOf(st) !== id || st.size < offset)) {
+        // Rotated: finish the file we were reading (now one of the numbered ones, unless already
+        // deleted: a reader far behind loses what it never read), then start anew.
+        if (id !== '') {
+          const old = this.files().find((f) => {
+            const o = f === current ? undefined : fs.statSync(f, { throwIfNoEntry: false });
+            return o !== undefined && idOf(o) === id;
+          });
+          if (old) {
+            let before: number;
+            do {
+              before = offset;
+              for (const l of readFrom(old)) yield l;
+            } while (offset > before);
+          }
         }
-        ino = st.ino;
+        id = idOf(st);
         offset = 0;
         rest = '';
       }
