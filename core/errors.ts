@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'unavailable' // the log cannot write now (disk full, fsync failed); retry later
   | 'corrupt' // on-disk data failed its checksum
   | 'too_large'
+  | 'too_many' // a per-actor or global cap (watches, handlers, queued invocations) is reached
   | 'closed'
   | 'unauthorized'
   | 'forbidden'

@@ -13,6 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Action, Core } from './core.ts';
 import { OsError } from './errors.ts';
+import { describeIoError } from './fileio.ts';
 import type { Resource } from './resource.ts';
 import type { Query } from './tree/tree.ts';
 
@@ -163,11 +164,20 @@ export class Handlers {
     let st = this.states.get(name);
     if (st && !st.remote) throw new OsError('conflict', `handler ${name} is an in-process handler`);
     if (st && owner !== undefined && st.owner !== undefined && st.owner !== owner) throw new OsError('conflict', `handler ${name} belongs to ${st.owner}; pick another name`);
+    const before = st ? st.query : null;
     if (!st) {
       st = { name, remote: true, owner, query, cursor: from ?? this.core.index, delivered: 0, failures: 0, lastError: null, stop: null };
       this.states.set(name, st);
     } else st.query = query;
-    this.saveNow();
+    try {
+      this.saveNow();
+    } catch (e) {
+      // Nothing half-done stays behind: not the handler, not the temporary file.
+      if (before === null) this.states.delete(name);
+      else st.query = before;
+      fs.rmSync(this.file + '.tmp', { force: true });
+      throw new OsError('unavailable', describeIoError(e, `saving handler ${name}`));
+    }
     return st.cursor;
   }
 
@@ -255,7 +265,7 @@ export class Handlers {
     const out: Record<string, { cursor: number; query: HandlerQuery; remote: boolean; owner?: string }> = {};
     for (const s of this.states.values()) out[s.name] = { cursor: s.cursor, query: s.query, remote: s.remote, owner: s.owner };
     const tmp = this.file + '.tmp';
-    const fd = fs.openSync(tmp, 'w', 0o644);
+    const fd = fs.openSync(tmp, 'w', 0o600);
     try {
       fs.writeSync(fd, JSON.stringify(out));
       fs.fsyncSync(fd);

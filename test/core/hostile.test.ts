@@ -103,10 +103,10 @@ describe('a deny rule', () => {
   });
 
   it('hides what it covers from a watch, the log and a remote handler', async () => {
-    const w = await sse(as(dev), `/v1/watch?namespace=dev&since=${sys.core.index}`);
+    const w = await sse(as(dev), `/v1/watch?type=configuration&namespace=dev&since=${sys.core.index}`);
     expect(w.status).toBe(200);
     await w.take(1, 'bookmark');
-    const reg = await post(dev, '/v1/handlers', { name: 'dev-h', query: { namespace: 'dev' } });
+    const reg = await post(dev, '/v1/handlers', { name: 'dev-h', query: { type: 'configuration', namespace: 'dev' } });
     expect(reg.status, reg.text).toBe(200);
     const since = sys.core.index;
     await sys.submit({ op: 'apply', resource: { type: 'configuration', namespace: 'dev/secret', name: 'c1', data: { n: 1 } } }, admin);
