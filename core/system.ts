@@ -47,8 +47,10 @@ export class System {
   readonly keyring: Keyring;
   private resealing: Promise<void> | null = null;
   private closing = false;
+  private readonly report: (m: string) => void;
 
-  private constructor(core: Core, schema: SchemaFilter, permissions: Permissions, economy: Economy, adminToken: string | null, keyring: Keyring) {
+  private constructor(core: Core, schema: SchemaFilter, permissions: Permissions, economy: Economy, adminToken: string | null, keyring: Keyring, report?: (m: string) => void) {
+    this.report = report ?? (() => {});
     this.core = core;
     this.schema = schema;
     this.permissions = permissions;
@@ -80,7 +82,7 @@ export class System {
     let adminToken: string | null = null;
     if (core.index === 0) adminToken = await System.bootstrap(core);
     else await System.addMissingTypes(core);
-    const sys = new System(core, schema, permissions, economy, adminToken, ring);
+    const sys = new System(core, schema, permissions, economy, adminToken, ring, opts.report);
     sys.resealInBackground();
     return sys;
   }
@@ -157,15 +159,19 @@ export class System {
       for (let pass = 0; pass < 5 && !this.closing; pass++) {
         const pending = this.pendingSecrets();
         if (pending.length === 0) break;
-        for (const r of pending) {
-          if (this.closing) return;
-          const sealedNow = this.keyring.current;
-          const values = unseal(this.keyring, r);
-          const data = seal(this.keyring, r.namespace, r.name, values);
-          if (kidOf(data) !== sealedNow) continue;
-          await this.core
-            .submit({ op: 'update', expect: r.revision, resource: { type: 'secret', namespace: r.namespace, name: r.name, tags: r.tags, owner: r.owner, cost: r.cost, data } }, { actor: SYSTEM_ACTOR })
-            .catch(() => {}); // changed meanwhile (sealed anew already) or shutting down: the next pass sees it
+        // In atomic batches of 32 (one fsync each); a batch that loses a race with a write is
+        // retried one by one, and what still conflicts is left to the next pass.
+        for (let at = 0; at < pending.length && !this.closing; at += 32) {
+          const cmds = pending.slice(at, at + 32).map((r) => ({
+            op: 'update' as const,
+            expect: r.revision,
+            resource: { type: 'secret', namespace: r.namespace, name: r.name, tags: r.tags, owner: r.owner, cost: r.cost, data: seal(this.keyring, r.namespace, r.name, unseal(this.keyring, r)) },
+          }));
+          try {
+            await this.core.submit({ batch: cmds }, { actor: SYSTEM_ACTOR });
+          } catch {
+            for (const c of cmds) await this.core.submit(c, { actor: SYSTEM_ACTOR }).catch(() => {});
+          }
         }
       }
       if (this.closing) return;
@@ -173,7 +179,7 @@ export class System {
       this.keyring.retire(inUse);
     };
     this.resealing = run()
-      .catch((e: Error) => this.core.counters.rejected.set('reseal', (this.core.counters.rejected.get('reseal') ?? 0) + 1) && void e)
+      .catch((e: Error) => this.report(`re-sealing secrets under the new key stopped: ${e.message}; it resumes at the next start`))
       .finally(() => (this.resealing = null));
   }
 
