@@ -604,6 +604,9 @@ export function checkHostCall(method: string, args: unknown): string | null {
     case 'commands.apply':
       if (args.length !== 1 || !isRecord(args[0])) return 'commands.apply(doc) takes a resource object';
       return null;
+    case 'secrets.get':
+      if (args.length < 1 || args.length > 2 || !isName(args[0]) || (args.length === 2 && !isName(args[1]))) return 'secrets.get(name, namespace?) takes non-empty strings';
+      return null;
   }
   return `no host call ${method}`;
 }
