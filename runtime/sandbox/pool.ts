@@ -163,6 +163,11 @@ export class Sandbox {
     return Math.max(1, Math.floor((this.opts.processes * this.opts.concurrency) / 2));
   }
 
+  /** Whether an owner may take another slot ('' is unattributed work: no share applies). */
+  private belowShare(owner: string): boolean {
+    return owner === '' || (this.runningBy.get(owner) ?? 0) < this.ownerMax;
+  }
+
   /**
    * Runs a program. `owner` (the invoking actor) makes waiting fair: an owner never holds more
    * than half the slots, and the queue is served round-robin between owners, so one actor's
@@ -199,7 +204,7 @@ export class Sandbox {
         hostQueue: [],
         owner,
       };
-      const proc = (this.runningBy.get(owner) ?? 0) < this.ownerMax ? this.pick(job) : null;
+      const proc = this.belowShare(owner) ? this.pick(job) : null;
       if (proc) this.dispatch(proc, job);
       else if (this.queue.length >= this.opts.queueMax) reject(new SandboxError('busy', `the sandbox has ${this.queue.length} invocations waiting; retry later`));
       else this.queue.push(job);
@@ -390,7 +395,7 @@ export class Sandbox {
         const o = this.queue[i].owner;
         if (seen.has(o)) continue;
         seen.add(o);
-        if ((this.runningBy.get(o) ?? 0) >= this.ownerMax) continue;
+        if (!this.belowShare(o)) continue;
         if (fallback < 0) fallback = i;
         if (o > this.lastOwner) {
           at = i;

@@ -109,7 +109,7 @@ describe('installing an app', () => {
   it("runs the app's handler as app:NAME with only its grants: it cannot make its installer an admin", async () => {
     await store.install(mallory, 'evil', '*');
     await sys.submit({ op: 'create', resource: { type: 'configuration', namespace: 'play', name: 'trigger', data: {} } }, mallory);
-    const seen = await until(() => sys.core.get('configuration', 'seen-trigger', 'play'), 20_000, 'the handler to run');
+    const seen = (await until(() => sys.core.get('configuration', 'seen-trigger', 'play'), 20_000, 'the handler to run'))!;
     expect((seen.data as { refused: string }).refused).toMatch(/app evil may not create policy/);
     expect(sys.core.get('policy', 'pwned')).toBeUndefined();
     expect(sys.permissions.allowed(mallory, 'create', 'policy', '')).toBe(false);
