@@ -266,10 +266,13 @@ export class System {
   }
 
   get(actor: Actor, type: string, name: string, namespace: string): Resource {
-    this.authorize(actor, 'get', type, namespace);
     const r = this.core.get(type, name, namespace);
-    if (!r) throw new OsError('not_found', `${type} ${namespace ? namespace + '/' : ''}${name} does not exist`);
-    if (!this.permissions.allowedOn(actor, 'get', r)) throw this.permissions.refusal(actor, 'get', type, namespace, name);
+    // What the actor may not read is refused whether it exists or not (an app scope may still grant one by name).
+    if (!r) {
+      if (!this.permissions.couldAllow(actor, 'get', type, namespace)) this.authorize(actor, 'get', type, namespace);
+      throw new OsError('not_found', `${type} ${namespace ? namespace + '/' : ''}${name} does not exist`);
+    }
+    if (!this.permissions.allowedOn(actor, 'get', r)) throw this.permissions.refusal(actor, 'get', type, namespace);
     return r;
   }
 
