@@ -257,10 +257,17 @@ export class System {
       throw new OsError('not_found', `unknown type "${q.type}"; 'os0 get type' lists the types there are`);
     }
     if (q.type !== undefined && this.permissions.allowsSubtree(actor, verb, q.type, ns)) return this.core.query(q);
+    // Decided once per namespace node and type inside the index walk; app-scoped types are
+    // then checked resource by resource.
+    const admit = this.permissions.nsFilterFor(actor, verb, q.type);
     const ok = this.permissions.filterFor(actor, verb);
-    const limit = q.limit ?? Infinity;
-    const out: Resource[] = [];
-    for (const r of this.core.query({ ...q, limit: undefined })) if (ok(r) && out.push(r) >= limit) break;
+    let out: Resource[];
+    if (admit && q.type !== undefined) out = this.core.query({ ...q, admit });
+    else {
+      const limit = q.limit ?? Infinity;
+      out = [];
+      for (const r of this.core.query({ ...q, limit: undefined, ...(admit ? { admit } : {}) })) if (ok(r) && out.push(r) >= limit) break;
+    }
     if (q.type !== undefined && out.length === 0 && !this.permissions.couldAllow(actor, verb, q.type, ns)) this.authorize(actor, verb, q.type, ns);
     return out;
   }

@@ -261,6 +261,26 @@ export class Permissions implements Filter {
   }
 
   /**
+   * For a list answered from the indexes: a decision per (namespace, type), to be applied once
+   * per namespace node, or null when some rule depends on the resource itself (an app scope),
+   * so that each resource must be checked (filterFor).
+   */
+  nsFilterFor(actor: Actor, verb: Verb, type: string | undefined): ((namespace: string, type: string) => boolean) | null {
+    if (actor.name === SYSTEM_ACTOR) return () => true;
+    if (type !== undefined && this.compile(actor, verb, type).appScoped) return null;
+    let lastType = '';
+    let last: Compiled | null = null;
+    return (ns, t) => {
+      if (t !== lastType || !last) {
+        lastType = t;
+        last = this.compile(actor, verb, t);
+      }
+      // A type with app-scoped rules cannot be decided per namespace: those resources are left to filterFor.
+      return last.appScoped ? true : decide(last, ns, undefined);
+    };
+  }
+
+  /**
    * A per-resource test for a list, watch or log of many resources: decisions are remembered
    * per (type, namespace) for the life of the returned function, so a list of 10,000 resources
    * in a few namespaces costs a few rule walks and a map lookup per resource.
