@@ -175,7 +175,9 @@ export class Handlers {
       // Nothing half-done stays behind: not the handler, not the temporary file.
       if (before === null) this.states.delete(name);
       else st.query = before;
-      fs.rmSync(this.file + '.tmp', { force: true });
+      try {
+        fs.rmSync(this.file + '.tmp', { force: true });
+      } catch {} // not ours to remove (not a file)
       throw new OsError('unavailable', describeIoError(e, `saving handler ${name}`));
     }
     return st.cursor;

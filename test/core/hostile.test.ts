@@ -321,6 +321,26 @@ describe('leaks', () => {
   });
 });
 
+describe('a disk that fails outside the WAL', () => {
+  it('answers a handler registration with one line, and leaves no handler or file behind', async () => {
+    // The handler cursors file cannot be written (its temporary path is taken by a directory:
+    // the same path through the code as ENOSPC, which a test cannot cause on a real disk).
+    const tmp = path.join(dir, 'handlers.json.tmp');
+    fs.mkdirSync(tmp);
+    const before = fs.readdirSync(dir).sort();
+    try {
+      const r = await post(adminToken, '/v1/handlers', { name: 'doomed', query: { type: 'configuration' } });
+      expect(r.status).toBe(503);
+      expect(r.body.error.message).not.toContain('\n');
+      expect(r.body.error.message).toMatch(/saving handler doomed failed/);
+      expect(sys.handlers.status().map((h) => h.name)).not.toContain('doomed');
+      expect(fs.readdirSync(dir).sort()).toEqual(before);
+    } finally {
+      fs.rmdirSync(tmp);
+    }
+  });
+});
+
 describe('file modes', () => {
   it('are 0700 for directories and 0600 for files, whatever the umask', async () => {
     await sys.core.checkpoint();

@@ -89,8 +89,9 @@ export async function up(opts: UpOptions): Promise<void> {
       dir: path.join(dir, 'registry'),
       authenticate: (token) => {
         const actor = sys.permissions.authenticate(token);
-        return actor ? { actor: actor.name, admin: actor.groups.includes(ADMIN_GROUP) } : null;
+        return actor ? { actor: actor.name, admin: actor.groups.includes(ADMIN_GROUP), parent: actor.tokenId } : null;
       },
+      parentAlive: (id) => sys.permissions.tokenAlive(id),
     });
   } catch (e) {
     await release();
