@@ -14,7 +14,7 @@ import { ADMIN_GROUP, type Actor } from '../../core/auth/permission.ts';
 import { REDACTED } from '../../core/secrets/secrets.ts';
 import { System } from '../../core/system.ts';
 import { refused } from '../helpers/errors.ts';
-import { client, http, sse, startOs0, until } from '../helpers/os0.ts';
+import { cliFor, client, http, sse, startOs0, until } from '../helpers/os0.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
 const admin: Actor = { name: 'admin', groups: [ADMIN_GROUP] };
@@ -213,6 +213,22 @@ describe('a key rotation killed -9 half-way', () => {
     }, 30_000, 'the rotation to finish');
     expect(done.current).toBe(rot.body.key);
     expectNowhere(s.dataDir, [...want.values()]);
+    // The CLI: set (a value from a file too), get shows keys redacted, --reveal the values.
+    const os0 = cliFor(s);
+    const file = path.join(s.dataDir, '..', `tls-${process.pid}.pem`);
+    const pw = plain();
+    fs.writeFileSync(file, 'CERT');
+    const set = await os0(['secret', 'set', 'db', '-n', 'prod', `password=${pw}`, '--from-file', `tls=${file}`]);
+    fs.rmSync(file);
+    expect(set.status, set.stderr).toBe(0);
+    expect(set.stdout).not.toContain(pw);
+    const got = await os0(['get', 'secret', 'db', '-n', 'prod', '-o', 'json']);
+    expect(JSON.parse(got.stdout).data).toEqual({ password: REDACTED, tls: REDACTED });
+    const shown = await os0(['get', 'secret', 'db', '-n', 'prod', '--reveal', '-o', 'json']);
+    expect(JSON.parse(shown.stdout).data).toEqual({ password: pw, tls: 'CERT' });
+    const bad = await os0(['secret', 'set', 'db', 'x=y']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
     await s.stop();
   });
 });
