@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { Core } from '../core/index.ts';
 import type { Report, SuiteOptions } from './run.ts';
 import type { FillResult, OpenResult, ReopenResult } from './core-recover.ts';
+import { permissionCost } from './core-permission.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const dataDir = path.join(here, '..', '.bench-data', 'core');
@@ -249,6 +250,15 @@ export async function run({ report }: SuiteOptions): Promise<void> {
     if (fs.statfsSync(dataDir).type === TMPFS_MAGIC) log(`WARNING: ${dataDir} is on tmpfs; fsync figures mean nothing there`);
     // Other work on the machine moves every figure below: say how busy it was.
     report('host: load average (1 min) at start', os.loadavg()[0], 'load', `(${os.availableParallelism()} CPUs)`);
+
+    log('permission filter: an actor with 100 rules, a list of 10,000 resources under deny rules');
+    const perm = await permissionCost(path.join(dataDir, 'perm'));
+    report('permission filter per command p50, actor with 100 rules', perm.filterP50Us, 'us');
+    report('permission filter per command p99, actor with 100 rules', perm.filterP99Us, 'us');
+    report(`list of ${fmt(perm.listed)} under deny rules, that actor (median)`, perm.listActorMs, 'ms');
+    report(`list of ${fmt(perm.listed)}, admin, same result (median)`, perm.listAdminMs, 'ms');
+    target(report, 'permission filter p50 <= 10 us per command', perm.filterP50Us <= 10, `(measured ${fmt(perm.filterP50Us, 2)} us)`);
+    target(report, "filtered list <= 2 x admin's list of the same result", perm.listActorMs <= 2 * perm.listAdminMs, `(measured ${fmt(perm.listActorMs / perm.listAdminMs, 2)}x)`);
 
     log(`raw append + fdatasync of ${RAW_RECORD_BYTES}-byte records (≤ ${RAW_MS_MAX / 1000} s or ${RAW_ITERATIONS_MAX} fdatasyncs per batch size)`);
     const raw = new Map<number, Raw>();

@@ -12,8 +12,8 @@ import { OsError } from './errors.ts';
 import { BodyWriter, decodeBody, decodeRecord, deleteKeyJson, type Change, type Committed } from './log/record.ts';
 import { LogReader } from './log/reader.ts';
 import type { Filter, FilterContext, PlannedChange, StateView } from './filter.ts';
-import type { FileIO } from './fileio.ts';
-import { API_VERSION, checkSubmission, keyOf, LIMITS, newId, type Command, type Resource } from './resource.ts';
+import { tightenModes, type FileIO } from './fileio.ts';
+import { API_VERSION, checkSubmission, ID_PATTERN, keyOf, LIMITS, newId, type Command, type Resource } from './resource.ts';
 import { Levels } from './sstable/levels.ts';
 import type { Entry } from './sstable/sstable.ts';
 import { Tree, type Query } from './tree/tree.ts';
@@ -51,6 +51,8 @@ export interface SubmitResult {
 
 export interface SubmitOptions {
   actor?: string;
+  /** The app store's own submissions (never set from a request): may change store resources and pick fresh ids. */
+  via?: 'store';
 }
 
 interface Pending {
@@ -133,6 +135,8 @@ export class Core {
 
   /** Opens a data directory: newest sstables, then the WAL after them. */
   static async open(opts: CoreOptions): Promise<Core> {
+    // Only its owner may read a data directory: 0700 directories, 0600 files, whatever the umask.
+    tightenModes(opts.dir);
     const core = new Core(opts);
     core.levels = Levels.open({ dir: path.join(opts.dir, 'sst'), worker: opts.worker });
     core.levels.load((block) => core.loadBlock(block));
@@ -178,21 +182,22 @@ export class Core {
     try {
       let commands = checkSubmission(submission);
       const actor = opts.actor ?? 'system';
+      const via = opts.via;
       // Filters that answer synchronously (no app filter applies) keep the fast path.
       for (let i = 0; i < this.checkFilters.length; i++) {
-        const out = this.checkFilters[i].check!(commands, { actor, view: this.view });
-        if (out instanceof Promise) return out.then((o) => this.runChecks(o ?? commands, actor, i + 1));
+        const out = this.checkFilters[i].check!(commands, { actor, view: this.view, via });
+        if (out instanceof Promise) return out.then((o) => this.runChecks(o ?? commands, actor, i + 1, via));
         if (out) commands = out;
       }
-      return this.sequence(commands, actor);
+      return this.sequence(commands, actor, via);
     } catch (e) {
       this.countRejection(e);
       return Promise.reject(e);
     }
   }
 
-  private async runChecks(commands: Command[], actor: string, from: number): Promise<SubmitResult> {
-    const ctx: FilterContext = { actor, view: this.view };
+  private async runChecks(commands: Command[], actor: string, from: number, via: 'store' | undefined): Promise<SubmitResult> {
+    const ctx: FilterContext = { actor, view: this.view, via };
     try {
       for (let i = from; i < this.checkFilters.length; i++) {
         const out = await this.checkFilters[i].check!(commands, ctx);
@@ -202,7 +207,7 @@ export class Core {
       this.countRejection(e);
       throw e;
     }
-    return this.sequence(commands, actor);
+    return this.sequence(commands, actor, via);
   }
 
   private countRejection(e: unknown): void {
@@ -227,7 +232,7 @@ export class Core {
   }
 
   /** Plans, checks and queues the commands at one index; synchronous up to the WAL append. */
-  private sequence(commands: Command[], actor: string): Promise<SubmitResult> {
+  private sequence(commands: Command[], actor: string, via?: 'store'): Promise<SubmitResult> {
     if (this.closed) return Promise.reject(new OsError('closed', 'osØ is shutting down; retry against the restarted server'));
     const index = this.nextIndex;
     const time = isoNow();
@@ -247,7 +252,7 @@ export class Core {
             getById: (id) => (localIds?.has(id) ? localIds.get(id)! : this.lookupId(id)),
           }
         : this.view;
-    const ctx: FilterContext = { actor, view };
+    const ctx: FilterContext = { actor, view, via };
     const admitted: PlannedChange[] = [];
     let text = '';
     const body = new BodyWriter(`"${time}"`, this.actorJson(actor));
@@ -308,7 +313,12 @@ export class Core {
         }
         let id = old?.id ?? input.id;
         if (id === undefined) id = newId(Date.now());
-        else if (!old && view.getById(id)) throw new OsError('conflict', `id ${id} is taken by another resource`);
+        else if (!old) {
+          // Ids are the server's: fresh, never reused. Only the store names the ids of a batch it
+          // links by owner, and those come from newId() too.
+          if (via !== 'store' || !ID_PATTERN.test(id)) throw new OsError('invalid', `${describe(ns, type, name)}: ids are assigned by the server; leave "id" out of a create`);
+          if (view.getById(id)) throw new OsError('conflict', `id ${id} is taken by another resource`);
+        }
         if (input.owner) {
           for (const o of input.owner) {
             if (!view.getById(o)) throw new OsError('not_found', `${describe(ns, type, name)} names owner ${o}, which does not exist`);

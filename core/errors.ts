@@ -10,10 +10,27 @@ export type ErrorCode =
   | 'unavailable' // the log cannot write now (disk full, fsync failed); retry later
   | 'corrupt' // on-disk data failed its checksum
   | 'too_large'
+  | 'too_many' // a per-actor or global cap (watches, handlers, queued invocations) is reached
   | 'closed'
   | 'unauthorized'
   | 'forbidden'
   | 'internal';
+
+/** The HTTP status each code answers with, wherever osØ serves HTTP (the API, busØ's routes). */
+export const HTTP_STATUS: Record<ErrorCode, number> = {
+  invalid: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  too_large: 413,
+  too_many: 429,
+  rejected: 422,
+  unavailable: 503,
+  closed: 503,
+  corrupt: 500,
+  internal: 500,
+};
 
 export class OsError extends Error {
   readonly code: ErrorCode;

@@ -3,6 +3,7 @@
  * test can inject faults (ENOSPC, EIO on fsync) where the OS does not let it fill a real disk.
  */
 import * as fs from 'node:fs/promises';
+import * as fsSync from 'node:fs';
 import { constants } from 'node:fs';
 
 export interface WritableFile {
@@ -59,14 +60,14 @@ class NodeFile implements WritableFile {
 export const nodeFileIO: FileIO = {
   async openWritable(path, opts) {
     const dsync = opts?.dsync === true;
-    return new NodeFile(await fs.open(path, constants.O_WRONLY | constants.O_CREAT | (dsync ? constants.O_DSYNC : 0), 0o644), dsync);
+    return new NodeFile(await fs.open(path, constants.O_WRONLY | constants.O_CREAT | (dsync ? constants.O_DSYNC : 0), 0o600), dsync);
   },
   readFile: (path) => fs.readFile(path),
   readdir: (dir) => fs.readdir(dir),
   unlink: (path) => fs.unlink(path),
   rename: (from, to) => fs.rename(from, to),
   async mkdirp(dir) {
-    await fs.mkdir(dir, { recursive: true });
+    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   },
   async syncDir(dir) {
     const fh = await fs.open(dir, constants.O_RDONLY);
@@ -89,4 +90,25 @@ export function describeIoError(err: unknown, what: string): string {
   if (code === 'EIO') return `${what} failed: an I/O error (EIO); check the disk and retry`;
   if (code === 'EROFS') return `${what} failed: the file system is read-only (EROFS); remount it read-write`;
   return `${what} failed: ${(err as Error)?.message ?? String(err)}`;
+}
+
+/**
+ * Makes a data directory private whatever the umask was when its parts were made: directories
+ * 0700, files 0600 (symlinks are left alone). Bounded: a directory with more than `max` entries
+ * below it is tightened only that far (the data directory itself always is).
+ */
+export function tightenModes(dir: string, max = 100_000): void {
+  fsSync.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  let seen = 0;
+  const stack = [dir];
+  while (stack.length > 0 && seen < max) {
+    const d = stack.pop()!;
+    fsSync.chmodSync(d, 0o700);
+    for (const e of fsSync.readdirSync(d, { withFileTypes: true })) {
+      if (++seen > max) break;
+      const p = `${d}/${e.name}`;
+      if (e.isDirectory()) stack.push(p);
+      else if (e.isFile()) fsSync.chmodSync(p, 0o600);
+    }
+  }
 }

@@ -15,6 +15,8 @@ export interface FilterContext {
   /** Who sent the command (a token's actor id, or a zero-proc's name). */
   actor: string;
   view: StateView;
+  /** Set when the app store itself submits (install, upgrade, uninstall): only it may change the store's own resources. */
+  via?: 'store';
 }
 
 /** One resource change as the core plans to log it. */

@@ -22,7 +22,7 @@
 import * as path from 'node:path';
 import type { Action, Change, Core } from './core.ts';
 import { OsError } from './errors.ts';
-import type { FileIO } from './fileio.ts';
+import { describeIoError, type FileIO } from './fileio.ts';
 import { Cursors } from './log/cursors.ts';
 import { GONE } from './log/reader.ts';
 import type { Resource } from './resource.ts';
@@ -357,6 +357,7 @@ export class Handlers {
     let st = this.states.get(name);
     if (st && !st.saved.remote) throw new OsError('conflict', `handler ${name} is an in-process handler`);
     if (st && owner !== undefined && st.saved.owner !== undefined && st.saved.owner !== owner) throw new OsError('conflict', `handler ${name} belongs to ${st.saved.owner}; pick another name`);
+    const before = st ? st.saved.query : null;
     if (!st) {
       st = this.state(name, { cursor: from ?? this.core.index, query, remote: true, owner });
       this.cursors.set(name, st.saved);
@@ -365,7 +366,16 @@ export class Handlers {
       st.saved.query = query;
       this.save();
     }
-    await this.cursors.commit();
+    try {
+      await this.cursors.commit();
+    } catch (e) {
+      // Nothing half-done stays behind: a handler whose registration could not be saved is forgotten.
+      if (before === null) {
+        this.states.delete(name);
+        this.cursors.delete(name);
+      } else st.saved.query = before;
+      throw new OsError('unavailable', describeIoError(e, `saving handler ${name}`));
+    }
     return st.saved.cursor;
   }
 

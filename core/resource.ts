@@ -65,7 +65,49 @@ export const LIMITS = {
   resourceBytes: 256 * 1024,
   batchCommands: 1000,
   batchBytes: 4 * 1024 * 1024,
+  /** How deep objects and arrays may nest in `data`, an invocation's input or any request body. */
+  dataDepth: 64,
+  /** Open watches: per actor, and in all. */
+  watchesPerActor: 64,
+  watchesTotal: 4096,
+  /** Remote handlers: per actor, and in all. */
+  handlersPerActor: 32,
+  handlersTotal: 1024,
 } as const;
+
+/** What newId() makes: 20 characters of Crockford base32. */
+export const ID_PATTERN = /^[0-9a-hjkmnp-tv-z]{20}$/;
+
+/**
+ * The nesting depth of a JSON value, counted without recursion (a hostile value nested 100,000
+ * deep must not overflow the stack): 0 for a scalar, 1 for `{}` or `[]`. Stops counting past `max`.
+ */
+export function depthOf(value: unknown, max: number = LIMITS.dataDepth): number {
+  if (value === null || typeof value !== 'object') return 0;
+  let deepest = 0;
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, d] = stack.pop()!;
+    if (d > deepest) deepest = d;
+    if (deepest > max) return deepest;
+    if (Array.isArray(v)) {
+      for (const x of v) if (x !== null && typeof x === 'object') stack.push([x, d + 1]);
+    } else {
+      for (const k in v as Record<string, unknown>) {
+        const x = (v as Record<string, unknown>)[k];
+        if (x !== null && typeof x === 'object') stack.push([x, d + 1]);
+      }
+    }
+  }
+  return deepest;
+}
+
+/** Throws `invalid` when a value nests deeper than LIMITS.dataDepth. */
+export function checkDepth(value: unknown, what: string): void {
+  if (value !== null && typeof value === 'object' && depthOf(value) > LIMITS.dataDepth) {
+    throw invalid(`${what} nests deeper than ${LIMITS.dataDepth} levels of objects and arrays; flatten it`);
+  }
+}
 
 const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const NAME = /^[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?$/;
@@ -149,7 +191,7 @@ export function checkCommand(raw: unknown, where = 'command'): Command {
   } else if (r.id === undefined || c.op !== 'delete' || r.name !== undefined) {
     if ((e = nameError(r.name))) throw fail(e);
   }
-  if (r.id !== undefined && typeof r.id !== 'string') throw fail('id must be a string');
+  if (r.id !== undefined && (typeof r.id !== 'string' || !/^[0-9a-z]{1,64}$/.test(r.id))) throw fail('id must be a resource id as the server assigned it (lowercase letters and digits)');
   if ((e = tagsError(r.tags))) throw fail(e);
   if (r.owner !== undefined) {
     if (!Array.isArray(r.owner) || r.owner.length > LIMITS.ownerCount || r.owner.some((o) => typeof o !== 'string' || o === '')) {
@@ -162,6 +204,7 @@ export function checkCommand(raw: unknown, where = 'command'): Command {
   }
   const data = r.data === undefined ? {} : r.data;
   if (typeof data === 'function' || typeof data === 'symbol' || typeof data === 'bigint') throw fail('data must be JSON');
+  if (data !== null && typeof data === 'object' && depthOf(data) > LIMITS.dataDepth) throw fail(`data nests deeper than ${LIMITS.dataDepth} levels of objects and arrays; flatten it`);
   // Normalised in place (no copy on the hot path): the core reads only the fields it knows.
   if (r.namespace === undefined) r.namespace = '';
   if (r.data === undefined) r.data = data;

@@ -295,7 +295,7 @@ export class Store {
         }
       }
       commands.push({ op: 'delete', resource: { type: 'app', name } });
-      const res = await this.sys.submit({ batch: commands }, actor);
+      const res = await this.sys.submit({ batch: commands }, actor, { via: 'store' });
       this.invoker.remove(name, this.appFilters, { forget: true });
       this.loadErrors.delete(name);
       const removed = res.resources.map((r) => `${r.type} ${r.namespace ? r.namespace + '/' : ''}${r.name}`);
@@ -350,6 +350,7 @@ export class Store {
       if (JSON.stringify(Object.entries(signed).sort()) !== JSON.stringify(Object.entries(listed).sort())) {
         throw new OsError('conflict', `the registry lists dependencies for ${r.name}@${r.version} that differ from its signed manifest; refusing it`);
       }
+      this.checkInstallerHolds(actor, pkg.manifest);
       const app = appFromPackage(pkg);
       const taken = this.sys.handlers.status().filter((h) => h.remote);
       for (const h of handlersOf(app)) {
@@ -358,6 +359,23 @@ export class Store {
       prepared.push({ resolved: r, pkg, app });
     }
     return { prepared, notices: [...new Set(notices)] };
+  }
+
+  /**
+   * An install never hands an app more than its installer holds: every grant its manifest asks
+   * for (each verb on each type in each namespace prefix, with no deny of the installer's
+   * cutting into it) and `reveal` on each secret it names. An admin may grant anything.
+   */
+  private checkInstallerHolds(actor: Actor, m: Manifest): void {
+    const refuse = (what: string): never => {
+      throw new OsError('forbidden', `${actor.name} cannot install ${m.name}@${m.version}: its os0.json asks for ${what}, which ${actor.name} does not hold; ask an admin to install it`);
+    };
+    for (const g of m.permissions.resources) {
+      if (!this.sys.permissions.holds(actor, g)) refuse(`${g.verbs.join(', ')} on ${g.types.join(', ')}${g.namespaces?.length ? ` in ${g.namespaces.join(', ')}` : ' everywhere'}`);
+    }
+    for (const sec of m.permissions.secrets ?? []) {
+      if (!this.sys.permissions.holds(actor, { verbs: ['reveal'], types: ['secret'], namespaces: [sec.namespace ?? ''] })) refuse(`the secret ${sec.namespace ? sec.namespace + '/' : ''}${sec.name}`);
+    }
   }
 
   private checkExpected(prepared: Prepared[], expect: Record<string, string> | undefined): void {
@@ -466,7 +484,7 @@ export class Store {
     for (const p of prepared) this.packages.write(p.pkg.digest, p.pkg.tgz);
     const state = this.state.command();
     if (state) commands.push(state);
-    const res = await this.sys.submit({ batch: commands }, actor);
+    const res = await this.sys.submit({ batch: commands }, actor, { via: 'store' });
     for (const p of prepared) this.activate(p.app);
     return res.index;
   }

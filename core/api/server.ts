@@ -7,11 +7,13 @@ import type { ServerResponse } from 'node:http';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import type { Committed } from '../core.ts';
 import { serve, type ServerType } from '@hono/node-server';
-import { ADMIN_GROUP, type Actor } from '../auth/permission.ts';
-import { OsError, type ErrorCode } from '../errors.ts';
+import { ADMIN_GROUP, Permissions, type Actor } from '../auth/permission.ts';
+import { HTTP_STATUS, OsError, type ErrorCode } from '../errors.ts';
+import { namespaceError, typeError } from '../resource.ts';
 import { matchesChange, type HandlerQuery } from '../handlers.ts';
-import { LIMITS, type Resource } from '../resource.ts';
+import { checkDepth, LIMITS, type Resource } from '../resource.ts';
 import type { System } from '../system.ts';
+import { redact } from '../secrets/secrets.ts';
 import type { Query } from '../tree/tree.ts';
 
 export interface ApiOptions {
@@ -19,21 +21,9 @@ export interface ApiOptions {
   bookmarkSeconds?: number;
 }
 
-type Env = { Variables: { actor: Actor } };
+type Env = { Variables: { actor: Actor; tokenId: string } };
 
-const STATUS: Record<ErrorCode, number> = {
-  invalid: 400,
-  unauthorized: 401,
-  forbidden: 403,
-  not_found: 404,
-  conflict: 409,
-  too_large: 413,
-  rejected: 422,
-  unavailable: 503,
-  closed: 503,
-  corrupt: 500,
-  internal: 500,
-};
+const STATUS = HTTP_STATUS;
 
 export function errorBody(e: unknown): { status: number; body: { error: { code: string; message: string; filter?: string } } } {
   const err = e instanceof OsError ? e : new OsError('internal', `internal error: ${(e as Error)?.message ?? String(e)}`);
@@ -41,14 +31,50 @@ export function errorBody(e: unknown): { status: number; body: { error: { code: 
   return { status, body: { error: err.toJSON() } };
 }
 
-/** `k=v,k2=v2` → {k: v, k2: v2}. */
+const TAG_KEY = /^[A-Za-z0-9](?:[A-Za-z0-9._\/-]{0,61}[A-Za-z0-9])?$/;
+
+/** `k=v,k2=v2` → {k: v, k2: v2}; keys must be tag keys (so `__proto__` is refused, not ignored). */
 export function parseTags(s: string | undefined): Record<string, string> | undefined {
   if (!s) return undefined;
-  const out: Record<string, string> = {};
-  for (const part of s.split(',')) {
+  const out: Record<string, string> = Object.create(null);
+  const parts = s.split(',');
+  if (parts.length > LIMITS.tagCount) throw new OsError('invalid', `a tag selector may name at most ${LIMITS.tagCount} tags`);
+  for (const part of parts) {
     const eq = part.indexOf('=');
-    if (eq <= 0) throw new OsError('invalid', `tag selector "${part}" must be key=value`);
-    out[part.slice(0, eq)] = part.slice(eq + 1);
+    if (eq <= 0) throw new OsError('invalid', `tag selector "${part.slice(0, 80)}" must be key=value`);
+    const k = part.slice(0, eq);
+    if (!TAG_KEY.test(k)) throw new OsError('invalid', `tag key "${k.slice(0, 80)}" must be letters, digits, '.', '_', '/', '-', starting and ending with a letter or digit`);
+    out[k] = part.slice(eq + 1);
+  }
+  return out;
+}
+
+/** A handler's query from a request body: {type?, namespace?, tags?} of strings, nothing else. */
+function handlerQueryOf(raw: unknown): HandlerQuery {
+  const bad = (m: string): OsError => new OsError('invalid', `a handler's query ${m}; send {"type"?: TYPE, "namespace"?: NS, "tags"?: {KEY: VALUE}}`);
+  if (raw === undefined || raw === null) return {};
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw bad('must be an object');
+  const q = raw as Record<string, unknown>;
+  for (const k of Object.keys(q)) if (k !== 'type' && k !== 'namespace' && k !== 'tags') throw bad(`has an unknown field "${k.slice(0, 40)}"`);
+  const out: HandlerQuery = {};
+  if (q.type !== undefined) {
+    if (typeof q.type !== 'string' || typeError(q.type)) throw bad('type must be a type name');
+    out.type = q.type;
+  }
+  if (q.namespace !== undefined) {
+    if (typeof q.namespace !== 'string' || namespaceError(q.namespace)) throw bad('namespace must be a namespace path');
+    out.namespace = q.namespace;
+  }
+  if (q.tags !== undefined) {
+    if (q.tags === null || typeof q.tags !== 'object' || Array.isArray(q.tags)) throw bad('tags must be an object of strings');
+    const tags: Record<string, string> = Object.create(null);
+    const entries = Object.entries(q.tags as Record<string, unknown>);
+    if (entries.length > LIMITS.tagCount) throw bad(`tags may name at most ${LIMITS.tagCount} tags`);
+    for (const [k, v] of entries) {
+      if (!TAG_KEY.test(k) || typeof v !== 'string' || v.length > LIMITS.tagValueChars) throw bad('tags must map tag keys to strings');
+      tags[k] = v;
+    }
+    out.tags = { ...tags };
   }
   return out;
 }
@@ -90,12 +116,22 @@ export class Api {
     });
     app.notFound((c) => c.json({ error: { code: 'not_found', message: `no route ${c.req.method} ${c.req.path}; see CONTRACT.md "HTTP API"` } }, 404));
     app.get('/healthz', (c) => c.json({ ok: true, index: sys.core.index }));
-    app.get('/metrics', (c) => c.text(sys.metrics(), 200, { 'content-type': 'text/plain; version=0.0.4' }));
-    app.use('/v1/*', async (c, next) => {
+    const auth = async (c: Context<Env>, next: () => Promise<void>): Promise<void> => {
       const h = c.req.header('authorization');
       const token = h?.startsWith('Bearer ') ? h.slice(7).trim() : undefined;
-      c.set('actor', sys.authenticate(token));
+      const a = token ? sys.permissions.authenticate(token) : null;
+      if (!a) throw Permissions.unauthorized();
+      c.set('actor', { name: a.name, groups: a.groups });
+      c.set('tokenId', a.tokenId);
       await next();
+    };
+    // Prometheus scrapes with a bearer token, like any client.
+    app.use('/metrics', auth);
+    app.get('/metrics', (c) => c.text(sys.metrics(), 200, { 'content-type': 'text/plain; version=0.0.4' }));
+    app.use('/v1/*', auth);
+    // A revoked token's watches end at once.
+    sys.permissions.revoked.add((id) => {
+      for (const w of this.watches) if (w.tokenId === id) w.stop();
     });
     // The body limit is enforced while reading it (bodyText): Hono's bodyLimit middleware would
     // build a web Request for every call, which costs more than the command itself.
@@ -103,7 +139,7 @@ export class Api {
     app.post('/v1/commands', async (c) => {
       const body = await readJson(c);
       const res = await sys.submit(body, c.get('actor'));
-      return c.json({ index: res.index, resources: res.resources });
+      return c.json({ index: res.index, resources: res.resources.map((r) => this.present(r)) });
     });
 
     app.get('/v1/resources', (c) => {
@@ -112,6 +148,11 @@ export class Api {
       c.header('x-os0-index', String(sys.core.index));
       if (name) {
         if (!q.type) throw new OsError('invalid', 'a get by name needs a type');
+        if (c.req.query('reveal') === 'true') {
+          if (q.type !== 'secret') throw new OsError('invalid', 'reveal=true is for secrets');
+          const values = sys.reveal(c.get('actor'), q.namespace ?? '', name);
+          return c.json({ ...this.present(sys.get(c.get('actor'), q.type, name, q.namespace ?? '')), data: values });
+        }
         return c.json(this.present(sys.get(c.get('actor'), q.type, name, q.namespace ?? '')));
       }
       const list = sys.list(c.get('actor'), q).sort(byKey);
@@ -126,25 +167,36 @@ export class Api {
       const limit = Math.min(Number(c.req.query('limit') ?? 1000) || 1000, 10_000);
       const recs = await sys.core.history.read(since + 1, limit);
       if (recs === 'gone') throw new OsError('conflict', `index ${since} is older than the retained log (from ${sys.core.history.firstIndex}); ask for a later one`);
-      const out = recs.map((r) => ({
-        index: r.index,
-        time: r.time,
-        actor: r.actor,
-        changes: r.changes
+      // A record shows (with its time and actor) only if the reader may list something it changed.
+      const ok = sys.permissions.filterFor(actor, 'list');
+      const out = [];
+      for (const r of recs) {
+        const changes = r.changes
           .map((ch) => ({ action: ch.action, r: (ch.new ?? ch.old)! }))
-          .filter(({ r }) => sys.permissions.allowed(actor, 'list', r.type, r.namespace))
-          .map(({ action, r }) => ({ action, type: r.type, namespace: r.namespace, name: r.name, id: r.id })),
-      }));
+          .filter(({ r }) => ok(r))
+          .map(({ action, r }) => ({ action, type: r.type, namespace: r.namespace, name: r.name, id: r.id }));
+        if (changes.length > 0) out.push({ index: r.index, time: r.time, actor: r.actor, changes });
+      }
       return c.json(out);
     });
 
     app.get('/v1/watch', (c) => this.watch(c));
 
+    // The key-encryption key secrets are sealed under: its state, and rotation (re-seals online).
+    app.get('/v1/secrets/key', (c) => {
+      sys.authorize(c.get('actor'), 'list', 'secret', '');
+      return c.json(sys.keyStatus());
+    });
+    app.post('/v1/secrets/rotate-key', async (c) => c.json(await sys.rotateKey(c.get('actor'))));
+
     app.post('/v1/tokens', async (c) => {
       const body = (await readJson(c)) as { actor?: unknown; groups?: unknown; description?: unknown };
-      if (typeof body?.actor !== 'string') throw new OsError('invalid', 'a token needs {"actor": NAME, "groups"?: [...]}');
-      const groups = Array.isArray(body.groups) ? body.groups.map(String) : [];
-      const t = await sys.createToken(c.get('actor'), body.actor, groups, typeof body.description === 'string' ? body.description : undefined);
+      const usage = 'a token needs {"actor": NAME, "groups"?: [GROUP, ...], "description"?: TEXT}';
+      if (body === null || typeof body !== 'object' || Array.isArray(body) || typeof body.actor !== 'string') throw new OsError('invalid', usage);
+      if (body.groups !== undefined && (!Array.isArray(body.groups) || body.groups.some((g) => typeof g !== 'string'))) throw new OsError('invalid', `groups must be a list of group names; ${usage}`);
+      if (body.description !== undefined && typeof body.description !== 'string') throw new OsError('invalid', `description must be text; ${usage}`);
+      const groups = (body.groups as string[] | undefined) ?? [];
+      const t = await sys.createToken(c.get('actor'), body.actor, groups, body.description);
       return c.json({ id: t.id, actor: body.actor, groups, token: t.token }, 201);
     });
     app.get('/v1/tokens', (c) => {
@@ -160,14 +212,31 @@ export class Api {
     });
 
     app.post('/v1/handlers', async (c) => {
-      const body = (await readJson(c)) as { name?: unknown; query?: HandlerQuery; from?: number };
-      if (typeof body?.name !== 'string' || !/^[a-z0-9][a-z0-9.-]{0,62}$/.test(body.name)) throw new OsError('invalid', 'a handler needs {"name": "lowercase-name", "query": {type?, namespace?, tags?}}');
-      const query = body.query ?? {};
-      sys.authorize(c.get('actor'), 'watch', query.type ?? '*', query.namespace ?? '');
-      const cursor = await sys.handlers.registerRemote(body.name, query, body.from, c.get('actor').name);
+      const body = (await readJson(c)) as { name?: unknown; query?: unknown; from?: unknown };
+      if (body === null || typeof body !== 'object' || typeof body.name !== 'string' || !/^[a-z0-9][a-z0-9.-]{0,62}$/.test(body.name)) throw new OsError('invalid', 'a handler needs {"name": "lowercase-name", "query": {type?, namespace?, tags?}, "from"?: INDEX}');
+      const query = handlerQueryOf(body.query);
+      const from = body.from;
+      if (from !== undefined && (typeof from !== 'number' || !Number.isSafeInteger(from) || from < 0 || from > sys.core.index)) {
+        throw new OsError('invalid', `from must be a log index between 0 and ${sys.core.index} (the end of the log)`);
+      }
+      const actor = c.get('actor');
+      sys.authorize(actor, 'watch', query.type ?? '*', query.namespace ?? '');
+      if (sys.handlers.ownerOf(body.name) === undefined) {
+        const remote = sys.handlers.status().filter((h) => h.remote);
+        if (remote.filter((h) => h.owner === actor.name).length >= LIMITS.handlersPerActor) {
+          throw new OsError('too_many', `${actor.name} has ${LIMITS.handlersPerActor} remote handlers, the most one actor may have; remove one first`);
+        }
+        if (remote.length >= LIMITS.handlersTotal) throw new OsError('too_many', `this server has ${LIMITS.handlersTotal} remote handlers, the most it keeps; remove unused ones first`);
+      }
+      const cursor = await sys.handlers.registerRemote(body.name, query, from, actor.name);
       return c.json({ name: body.name, cursor });
     });
-    app.get('/v1/handlers', (c) => c.json(sys.handlers.status()));
+    // Each actor sees its own remote handlers; admins see them all.
+    app.get('/v1/handlers', (c) => {
+      const actor = c.get('actor');
+      const all = sys.handlers.status();
+      return c.json(actor.groups.includes(ADMIN_GROUP) ? all : all.filter((h) => h.owner === actor.name));
+    });
     // A remote handler is used only by the actor that registered it, or by an admin.
     const mine = (c: Context<Env>): void => {
       const actor = c.get('actor');
@@ -185,11 +254,10 @@ export class Api {
       const max = Math.min(Number(c.req.query('max') ?? 100) || 100, 1000);
       const wait = Math.min(Number(c.req.query('wait') ?? 0) || 0, 30_000);
       const actor = c.get('actor');
-      const res = await sys.handlers.poll(c.req.param('name'), max, wait);
-      const events = res.events.filter((e) => {
-        const r = (e.new ?? e.old)!;
-        return sys.permissions.allowed(actor, 'watch', r.type, r.namespace);
-      });
+      // What the caller may not see is dropped inside the poll, so a page is never short for it.
+      const ok = sys.permissions.filterFor(actor, 'watch');
+      const res = await sys.handlers.poll(c.req.param('name'), max, wait, ok);
+      const events = res.events.map((e) => ({ ...e, old: e.old && this.present(e.old), new: e.new && this.present(e.new) }));
       return c.json({ ...res, events });
     });
     app.post('/v1/handlers/:name/ack', async (c) => {
@@ -218,8 +286,9 @@ export class Api {
     });
   }
 
-  /** Namespaces are shown with their rolled-up cost and usage. */
-  private present(r: Resource): Resource | (Resource & { status: unknown }) {
+  /** Namespaces are shown with their rolled-up cost and usage; secrets with their values redacted. */
+  present(r: Resource): Resource | (Resource & { status: unknown }) {
+    if (r.type === 'secret') return redact(r);
     if (r.type !== 'namespace') return r;
     return { ...r, status: this.sys.namespaceStatus(r.name) };
   }
@@ -229,6 +298,8 @@ export class Api {
     const actor = c.get('actor');
     const q = queryOf(c);
     sys.authorize(actor, 'watch', q.type ?? '*', q.namespace ?? '');
+    if (this.watchCount(actor.name) >= LIMITS.watchesPerActor) throw new OsError('too_many', `${actor.name} has ${LIMITS.watchesPerActor} open watches, the most one actor may have; close one first`);
+    if (this.watches.size >= LIMITS.watchesTotal) throw new OsError('too_many', `this server has ${LIMITS.watchesTotal} open watches, the most it serves; retry later`);
     if (q.type !== undefined && !sys.core.get('type', q.type.replace(/\/observed$/, ''))) {
       throw new OsError('not_found', `unknown type "${q.type}"; 'os0 get type' lists the types there are`);
     }
@@ -247,7 +318,7 @@ export class Api {
     // watcher (fan-out to a thousand costs one JSON.stringify), and a slow client is waited for
     // ('drain'), never buffered without bound.
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-os0-index': String(sys.core.index) });
-    void this.pump(res, actor, hq, start);
+    void this.pump(res, actor, c.get('tokenId'), hq, start);
     return RESPONSE_ALREADY_SENT;
   }
 
@@ -261,10 +332,18 @@ export class Api {
       if (this.eventCache.size > 256) this.eventCache.delete(this.eventCache.keys().next().value!);
     }
     const ch = rec.changes[i];
-    return (texts[i] ??= `event: change\nid: ${rec.index}\ndata: ${JSON.stringify({ action: ch.action, index: rec.index, resource: ch.new ?? ch.old })}\n\n`);
+    return (texts[i] ??= `event: change\nid: ${rec.index}\ndata: ${JSON.stringify({ action: ch.action, index: rec.index, resource: redact((ch.new ?? ch.old)!) })}\n\n`);
   }
 
-  private async pump(res: ServerResponse, actor: Actor, hq: HandlerQuery, start: number): Promise<void> {
+  private readonly watches = new Set<{ actor: string; tokenId: string; stop: () => void }>();
+
+  private watchCount(actor: string): number {
+    let n = 0;
+    for (const w of this.watches) if (w.actor === actor) n++;
+    return n;
+  }
+
+  private async pump(res: ServerResponse, actor: Actor, tokenId: string, hq: HandlerQuery, start: number): Promise<void> {
     const sys = this.sys;
     sys.watchers++;
     let open = true;
@@ -274,6 +353,8 @@ export class Api {
       open = false;
       wake();
     };
+    const entry = { actor: actor.name, tokenId, stop };
+    this.watches.add(entry);
     this.closing.add(stop);
     res.on('close', stop);
     const send = async (text: string): Promise<void> => {
@@ -290,12 +371,14 @@ export class Api {
           await send(`event: gone\ndata: ${JSON.stringify({ error, relist: true, firstIndex: sys.core.history.firstIndex })}\n\n`);
           break;
         }
+        if (!sys.permissions.tokenAlive(tokenId)) break;
         let chunk = '';
+        const ok = sys.permissions.filterFor(actor, 'watch');
         for (const rec of recs) {
           for (let i = 0; i < rec.changes.length; i++) {
             const ch = rec.changes[i];
             const r = (ch.new ?? ch.old)!;
-            if (!matchesChange(hq, ch) || !sys.permissions.allowed(actor, 'watch', r.type, r.namespace)) continue;
+            if (!matchesChange(hq, ch) || !ok(r)) continue;
             chunk += this.eventText(rec, i);
           }
           cursor = rec.index;
@@ -319,6 +402,7 @@ export class Api {
       // The client went away mid-write.
     } finally {
       sys.watchers--;
+      this.watches.delete(entry);
       this.closing.delete(stop);
       res.end();
     }

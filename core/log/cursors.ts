@@ -144,6 +144,7 @@ export class Cursors<S extends CursorState> {
       await this.io.syncDir(path.dirname(this.file));
       this.lastError = null;
     } catch (e) {
+      await this.io.unlink(tmp).catch(() => {}); // no temporary file left behind (nor an error over it)
       this.lastError = describeIoError(e, `saving reader cursors to ${this.file}`);
       throw new OsError('unavailable', this.lastError);
     }

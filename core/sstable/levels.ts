@@ -40,7 +40,7 @@ export class Levels {
 
   /** Reads the MANIFEST (none: empty) and deletes files it does not name (left-overs of a crash). */
   static open(opts: LevelsOptions): Levels {
-    fs.mkdirSync(opts.dir, { recursive: true });
+    fs.mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
     const mpath = path.join(opts.dir, 'MANIFEST');
     let m: Manifest = { base: null, deltas: [], covered: 0 };
     if (fs.existsSync(mpath)) {
@@ -113,7 +113,7 @@ export class Levels {
   private writeManifest(m: Manifest): void {
     const body = JSON.stringify(m);
     const tmp = path.join(this.dir, 'MANIFEST.tmp');
-    const fd = fs.openSync(tmp, 'w', 0o644);
+    const fd = fs.openSync(tmp, 'w', 0o600);
     fs.writeSync(fd, `${crc32c(Buffer.from(body))}\n${body}`);
     fs.fsyncSync(fd);
     fs.closeSync(fd);

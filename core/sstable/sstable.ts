@@ -57,7 +57,7 @@ export class SstWriter {
   constructor(path: string, kind: SstKind) {
     this.path = path;
     this.kind = kind;
-    this.fd = fs.openSync(path, 'w', 0o644);
+    this.fd = fs.openSync(path, 'w', 0o600);
     const h = Buffer.alloc(HEADER_BYTES);
     SST_MAGIC.copy(h, 0);
     h.writeUInt32LE(kind === 'base' ? 0 : 1, 8);

@@ -31,6 +31,11 @@ export interface Query {
   tags?: Record<string, string>;
   /** Stop after this many results. */
   limit?: number;
+  /**
+   * Only resources whose (namespace, type) this admits (the permission filter's decision, made
+   * once per namespace node and type, not per resource). Set in process, never from a request.
+   */
+  admit?: (namespace: string, type: string) => boolean;
 }
 
 const underNs = (ns: string, prefix: string): boolean =>
@@ -122,6 +127,7 @@ export class Tree {
       for (const r of best!.values()) {
         if (q.type !== undefined && r.type !== q.type) continue;
         if (q.exact ? r.namespace !== ns : !underNs(r.namespace, ns)) continue;
+        if (q.admit && !q.admit(r.namespace, r.type)) continue;
         let ok = true;
         for (const k of tagKeys) if (r.tags[k] !== q.tags![k]) ok = false;
         if (ok && out.push(r) >= limit) break;
@@ -132,8 +138,12 @@ export class Tree {
       if (names) for (const r of names.values()) if (out.push(r) >= limit) return true;
       return false;
     };
+    const admit = q.admit;
     if (ns === '' && !q.exact && q.type !== undefined) {
-      for (const node of this.byType.get(q.type) ?? []) if (collect(node.types.get(q.type))) break;
+      for (const node of this.byType.get(q.type) ?? []) {
+        if (admit && !admit(node.path, q.type)) continue;
+        if (collect(node.types.get(q.type))) break;
+      }
       return out;
     }
     const start = this.nodes.get(ns);
@@ -142,10 +152,10 @@ export class Tree {
     while (stack.length > 0) {
       const node = stack.pop()!;
       if (q.type !== undefined) {
-        if (collect(node.types.get(q.type))) break;
+        if ((!admit || admit(node.path, q.type)) && collect(node.types.get(q.type))) break;
       } else {
         let full = false;
-        for (const names of node.types.values()) if ((full = collect(names))) break;
+        for (const [type, names] of node.types) if ((!admit || admit(node.path, type)) && (full = collect(names))) break;
         if (full) break;
       }
       if (!q.exact && node.children) for (const c of node.children.values()) stack.push(c);

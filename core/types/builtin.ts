@@ -40,7 +40,7 @@ export const TYPE_SPEC_SCHEMA = obj({
   driver: { type: 'string' },
 });
 
-const VERBS = ['get', 'list', 'watch', 'create', 'update', 'delete', 'invoke', '*'];
+const VERBS = ['get', 'list', 'watch', 'create', 'update', 'delete', 'invoke', 'reveal', '*'];
 
 export const BUILTIN_TYPES: Record<string, TypeSpec> = {
   namespace: {
@@ -55,7 +55,11 @@ export const BUILTIN_TYPES: Record<string, TypeSpec> = {
   },
   type: { description: 'A resource type: the schema of its data, its scope, usage and pricing', scope: 'cluster', schema: TYPE_SPEC_SCHEMA },
   configuration: { description: 'Free-form configuration', schema: free },
-  secret: { description: 'A secret value', schema: free },
+  secret: {
+    description: 'Named secret values, sealed at rest (AES-256-GCM): only the key names are readable without the reveal verb',
+    // What is stored: the key names and one sealed blob (core/secrets). People write {KEY: VALUE}.
+    schema: obj({ keys: { type: 'array', maxItems: 64, items: { type: 'string' } }, sealed: { type: 'string', maxLength: 262144 } }, ['keys', 'sealed']),
+  },
   policy: {
     description: 'Grants (or denies) verbs on types within namespace prefixes to users and groups',
     scope: 'cluster',

@@ -37,7 +37,12 @@ export interface RegistryOptions {
   /** ms clock, for tests of expiry. */
   now?: () => number;
   /** An embedding (os0 up) may accept its own tokens: return the actor, or null to fall back to registry tokens. */
-  authenticate?: (token: string) => { actor: string; admin: boolean } | null;
+  authenticate?: (token: string) => { actor: string; admin: boolean; parent?: string } | null;
+  /**
+   * Whether an embedding's token is still alive: a registry token made with one (its `parent`)
+   * stops working once that token is revoked.
+   */
+  parentAlive?: (parent: string) => boolean;
 }
 
 export const DEFAULT_LIMITS: RegistryLimits = {
@@ -70,6 +75,7 @@ export class Registry {
   private readonly writeLimiter: RateLimiter;
   readonly requestLimiter: RateLimiter;
   private readonly embedAuth: RegistryOptions['authenticate'];
+  private readonly parentAlive: RegistryOptions['parentAlive'];
   readonly now: () => number;
   private server: ServerType | null = null;
 
@@ -85,6 +91,7 @@ export class Registry {
       if (!Number.isFinite(v) || v < 0) throw new Error(`registry limit ${k} must be a number >= 0, not ${v}`);
     }
     this.embedAuth = opts.authenticate;
+    this.parentAlive = opts.parentAlive;
     this.tokens = new Tokens(store);
     this.metadata = new MetadataCache({ key: privateKeyObject(keys.metadata.secretKey), keyId: keys.metadata.keyId, ttlS: opts.metadataTtlSeconds ?? 86_400, now: this.now });
     this.writeLimiter = new RateLimiter(this.limits.publishesPerMinute, 60_000, this.now);
@@ -121,8 +128,11 @@ export class Registry {
   authenticate(token: string | null): Caller {
     if (!token) throw new RegistryError('unauthorized', 'this needs a registry token: pass --registry-token or set OS0_REGISTRY_TOKEN');
     const embedded = this.embedAuth?.(token);
-    if (embedded) return { actor: embedded.actor, admin: embedded.admin };
+    if (embedded) return { actor: embedded.actor, admin: embedded.admin, ...(embedded.parent ? { parent: embedded.parent } : {}) };
     const c = this.tokens.authenticate(token);
+    if (c?.parent !== undefined && this.parentAlive && !this.parentAlive(c.parent)) {
+      throw new RegistryError('unauthorized', 'the registry token was made with a token that has since been revoked; make a new one');
+    }
     if (!c) throw new RegistryError('unauthorized', 'the registry token is not valid (revoked or mistyped); ask the registry admin for a new one (os0 registry token create)');
     return c;
   }
@@ -303,7 +313,8 @@ export class Registry {
     const actor = checkActor(b.actor);
     if (b.description !== undefined && (typeof b.description !== 'string' || b.description.length > 200)) throw new RegistryError('invalid', '"description" must be a string of at most 200 characters');
     if (!caller.admin && actor !== caller.actor) throw new RegistryError('forbidden', `you are ${caller.actor}: you can create tokens for yourself only; the registry admin creates them for others`);
-    const { record, token } = this.tokens.create(actor, (b.description as string | undefined) ?? '', false, new Date(this.now()));
+    // A token made with another (an embedding's token, or a registry token that has one) dies with it.
+    const { record, token } = this.tokens.create(actor, (b.description as string | undefined) ?? '', false, new Date(this.now()), caller.parent);
     await this.saveTokens(() => this.tokens.remove(record.id));
     return { id: record.id, actor, token };
   }

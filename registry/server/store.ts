@@ -33,6 +33,8 @@ export interface TokenRecord {
   /** Hex SHA-256 of the token's secret part; the secret itself is never stored. */
   sha256: string;
   admin: boolean;
+  /** The embedding's token (an osØ token id) this one was made with: it dies with that token. */
+  parent?: string;
 }
 
 export interface RegistryData {

@@ -11,6 +11,8 @@ export interface Caller {
   admin: boolean;
   /** The registry token's id, when the caller used one. */
   tokenId?: string;
+  /** The embedding's token the caller used (os0 up: an osØ token id). */
+  parent?: string;
 }
 
 const TOKEN = /^os0r_([0-9a-f]{16})_([0-9a-f]{64})$/;
@@ -31,10 +33,10 @@ export class Tokens {
   }
 
   /** Adds a token (not saved: the caller saves); returns its record and the secret token, shown once. */
-  create(actor: string, description: string, admin: boolean, now: Date): { record: TokenRecord; token: string } {
+  create(actor: string, description: string, admin: boolean, now: Date, parent?: string): { record: TokenRecord; token: string } {
     const id = randomBytes(8).toString('hex');
     const secret = randomBytes(32).toString('hex');
-    const record: TokenRecord = { id, actor, description, created: now.toISOString(), sha256: sha256Hex(secret), admin };
+    const record: TokenRecord = { id, actor, description, created: now.toISOString(), sha256: sha256Hex(secret), admin, ...(parent ? { parent } : {}) };
     this.store.data.tokens[id] = record;
     return { record, token: `os0r_${id}_${secret}` };
   }
@@ -46,7 +48,7 @@ export class Tokens {
     const rec = this.store.data.tokens[m[1]];
     if (!rec) return null;
     const ok = timingSafeEqual(Buffer.from(rec.sha256, 'hex'), Buffer.from(sha256Hex(m[2]), 'hex'));
-    return ok ? { actor: rec.actor, admin: rec.admin, tokenId: rec.id } : null;
+    return ok ? { actor: rec.actor, admin: rec.admin, tokenId: rec.id, ...(rec.parent ? { parent: rec.parent } : {}) } : null;
   }
 
   list(caller: Caller): Omit<TokenRecord, 'sha256'>[] {

@@ -5,9 +5,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readJson, type Api } from '../../core/api/server.ts';
-import { SYSTEM_ACTOR, type Actor, type Verb } from '../../core/auth/permission.ts';
+import { SENSITIVE_TYPES, SYSTEM_ACTOR, type Actor, type Verb } from '../../core/auth/permission.ts';
 import { OsError } from '../../core/errors.ts';
-import type { Command, Resource, ResourceInput } from '../../core/resource.ts';
+import { checkDepth, type Command, type Resource, type ResourceInput } from '../../core/resource.ts';
 import type { System } from '../../core/system.ts';
 import type { Query } from '../../core/tree/tree.ts';
 import { SandboxError, type HostCalls, type Limits, type Program, type Sandbox } from '../sandbox/index.ts';
@@ -48,7 +48,7 @@ const isObserved = (t: string): boolean => t.endsWith('/observed');
 
 function grantTypeMatches(pattern: string, type: string): boolean {
   if (pattern === type) return true;
-  if (pattern === '*') return !isObserved(type);
+  if (pattern === '*') return !isObserved(type) && !SENSITIVE_TYPES.has(type);
   if (pattern === '*/observed') return isObserved(type);
   return false;
 }
@@ -61,6 +61,14 @@ function grantNsMatches(prefixes: string[] | undefined, ns: string): boolean {
 /** Whether the app's manifest grants `verb` on `type` in `ns`. */
 export function appAllows(grants: ResourceGrant[], verb: HostVerb, type: string, ns: string): boolean {
   return grants.some((g) => g.verbs.includes(verb) && g.types.some((t) => grantTypeMatches(t, type)) && grantNsMatches(g.namespaces, ns));
+}
+
+/** The actor an app's handlers, filters and drivers run as: exactly its manifest's grants. */
+export const appActor = (name: string): Actor => ({ name: `app:${name}`, groups: [] });
+
+/** The secrets an app's manifest asks for by name. */
+export function secretAsked(app: LoadedApp, name: string, namespace: string): boolean {
+  return (app.manifest.permissions.secrets ?? []).some((s) => s.name === name && (s.namespace ?? '') === namespace);
 }
 
 const nameSafe = (s: string): string => s.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '') || 'x';
@@ -101,7 +109,9 @@ export class Invoker {
     const before = this.handlerNames.get(app.manifest.name) ?? [];
     this.remove(app.manifest.name, appFilters);
     this.apps.set(app.manifest.name, app);
+    this.sys.permissions.setAppGrants(app.manifest.name, app.manifest.permissions.resources);
     appFilters?.set(app);
+    const actor = appActor(app.manifest.name);
     const stops: (() => void)[] = [];
     const names: string[] = [];
     const register = (name: string, query: HandlerSpec['query'], program: Program, limits: Partial<Limits>): void => {
@@ -111,7 +121,7 @@ export class Invoker {
           name,
           query,
           handle: async (ev) => {
-            await this.sandbox.run(program, ev, this.host(app, SYSTEM), limits);
+            await this.sandbox.run(program, ev, this.host(app, actor), limits, actor.name);
           },
         }),
       );
@@ -146,6 +156,7 @@ export class Invoker {
     if (opts.forget) this.forget(this.handlerNames.get(name) ?? []);
     this.handlerNames.delete(name);
     appFilters?.remove(name);
+    this.sys.permissions.setAppGrants(name, null);
     return this.apps.delete(name);
   }
 
@@ -169,6 +180,7 @@ export class Invoker {
       throw new OsError('not_found', `app ${appName} has no capability "${capability}"; it has: ${[...app.capabilities.keys()].join(', ') || 'none'}`);
     }
     if (input === undefined) input = null;
+    checkDepth(input, 'the input');
     const name = `${nameSafe(appName)}.${nameSafe(capability)}.${randomBytes(4).toString('hex')}`;
     const res = await this.sys.submit(
       {
@@ -198,12 +210,13 @@ export class Invoker {
     const t0 = performance.now();
     let result: InvocationResult;
     try {
-      const r = await this.sandbox.run(program, input, this.host(app, actor), limits);
+      const r = await this.sandbox.run(program, input, this.host(app, actor), limits, actor.name);
       result = { id, name, status: 'succeeded', output: r.output, logs: r.logs, durationMs: Math.round(r.wallMs), cpuMs: r.cpuMs };
     } catch (e) {
       const code = e instanceof SandboxError ? e.code : 'internal';
       const message = e instanceof Error ? e.message : String(e);
-      result = { id, name, status: 'failed', error: { code, message }, logs: [], durationMs: Math.round(performance.now() - t0), cpuMs: 0 };
+      const cpuMs = e instanceof SandboxError && e.cpuMs !== undefined ? e.cpuMs : 0;
+      result = { id, name, status: 'failed', error: { code, message }, logs: [], durationMs: Math.round(performance.now() - t0), cpuMs };
     }
     const observed: Record<string, unknown> = { status: result.status, logs: result.logs, durationMs: result.durationMs, cpuMs: result.cpuMs };
     if (result.status === 'succeeded') observed.output = result.output ?? null;
@@ -235,13 +248,14 @@ export class Invoker {
   async migrate(app: LoadedApp, actor: Actor, input: unknown): Promise<{ commands: Command[]; logs: string[] }> {
     if (!app.update) return { commands: [], logs: [] };
     const staged: Command[] = [];
-    const r = await this.sandbox.run(app.update.program, input, this.host(app, actor, staged), limitsOf(app.update.spec));
+    const r = await this.sandbox.run(app.update.program, input, this.host(app, actor, staged), limitsOf(app.update.spec), actor.name);
     return { commands: staged, logs: r.logs };
   }
 
   /**
    * The host calls of one invocation: each allowed by the app's manifest AND by the invoker's
-   * rights. With `stage`, writes are appended there instead of submitted.
+   * rights (for a handler, filter or driver the invoker is `app:NAME`, whose rights are the
+   * manifest's). With `stage`, writes are appended there instead of submitted.
    */
   host(app: LoadedApp, invoker: Actor, stage?: Command[]): HostCalls {
     const sys = this.sys;
@@ -285,12 +299,24 @@ export class Invoker {
         const name = str(doc.name, 'name');
         const ns = doc.namespace === undefined ? '' : str(doc.namespace, 'namespace');
         check(sys.core.get(type, name, ns) ? 'update' : 'create', type, ns);
+        checkDepth(doc, 'the document');
         if (stage) {
-          stage.push({ op: 'apply', resource: structuredClone(doc) as unknown as ResourceInput });
+          const { id: _id, ...clean } = structuredClone(doc);
+          void _id;
+          stage.push({ op: 'apply', resource: clean as unknown as ResourceInput });
           return { ...doc, namespace: ns };
         }
         const res = await sys.submit({ op: 'apply', resource: doc }, invoker);
         return res.resources[0] ?? null;
+      },
+      'secrets.get': ([name, namespace]) => {
+        const n = str(name, 'name');
+        const ns = namespace === undefined || namespace === null ? '' : str(namespace, 'namespace');
+        const where = `${ns ? ns + '/' : ''}${n}`;
+        if (!secretAsked(app, n, ns)) throw new OsError('forbidden', `app ${appName} may not read secret ${where}: its os0.json permissions.secrets does not name it`);
+        if (!invoker.name.startsWith('app:')) sys.permissions.authorize(invoker, 'reveal', 'secret', ns);
+        const r = sys.core.get('secret', n, ns);
+        return r ? sys.unsealSecret(r) : null;
       },
       'commands.delete': async ([type, name, namespace]) => {
         const t = str(type, 'type');

@@ -165,9 +165,27 @@ export const MANIFEST_SCHEMA = {
       ),
     ),
     drivers: group('{NAME: {entry, description, types}}', NAME_PATTERN, NAME_REASON, program({ types: typeList(TYPE_NAME_PATTERN, TYPE_REASON) }, ['types'])),
-    permissions: closed({ resources: { type: 'array', maxItems: 100, items: grant, reason: 'must be an array of {types, verbs, namespaces?}' } }, [], {
-      reason: 'must be an object {resources: [{types, verbs, namespaces?}]}',
-    }),
+    permissions: closed(
+      {
+        resources: { type: 'array', maxItems: 100, items: grant, reason: 'must be an array of {types, verbs, namespaces?}' },
+        // Secrets the app reads with ctx.secrets.get, each by name (install shows them).
+        secrets: {
+          type: 'array',
+          maxItems: 100,
+          items: closed(
+            {
+              name: str(253, { minLength: 1, pattern: '^[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?$', reason: 'must be a secret name' }),
+              namespace: str(253, { pattern: '^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:/[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*)?$', reason: 'must be a namespace path' }),
+            },
+            ['name'],
+            { reason: 'must be an object {name, namespace?}' },
+          ),
+          reason: 'must be an array of {name, namespace?}',
+        },
+      },
+      [],
+      { reason: 'must be an object {resources: [{types, verbs, namespaces?}], secrets?: [{name, namespace?}]}' },
+    ),
     dependencies: {
       type: 'object',
       maxProperties: GROUP_ENTRIES_MAX,

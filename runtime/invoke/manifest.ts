@@ -24,6 +24,12 @@ export interface ResourceGrant {
   namespaces?: string[];
 }
 
+/** A secret an app reads with ctx.secrets.get(name, namespace?), asked for by name. */
+export interface SecretGrant {
+  name: string;
+  namespace?: string;
+}
+
 export interface CapabilitySpec {
   entry: string;
   description: string;
@@ -75,7 +81,7 @@ export interface Manifest {
   filters?: Record<string, FilterSpec>;
   handlers?: Record<string, HandlerSpec>;
   drivers?: Record<string, DriverSpec>;
-  permissions: { resources: ResourceGrant[] };
+  permissions: { resources: ResourceGrant[]; secrets?: SecretGrant[] };
   /** Other apps this one needs, by name, with semver ranges. */
   dependencies?: Record<string, string>;
   types?: Record<string, AppTypeSpec>;
@@ -218,7 +224,7 @@ export function checkManifest(m: unknown, where = 'os0.json'): Manifest {
       }
     }
   }
-  return { ...o, permissions: { resources: o.permissions?.resources ?? [] } };
+  return { ...o, permissions: { resources: o.permissions?.resources ?? [], ...(o.permissions?.secrets ? { secrets: o.permissions.secrets } : {}) } };
 }
 
 /** Reads and checks DIR/os0.json and compiles every program: capabilities, filters, handlers, drivers, update (rootDir = DIR). */

@@ -19,6 +19,8 @@ export class SandboxError extends Error {
   readonly code: SandboxErrorCode;
   /** For 'threw': the program's stack, mapped to its TypeScript sources. */
   readonly programStack: string | undefined;
+  /** CPU the program used before it failed, when the sandbox measured it. */
+  cpuMs: number | undefined;
   constructor(code: SandboxErrorCode, message: string, programStack?: string) {
     super(oneLine(message));
     this.name = 'SandboxError';

@@ -92,6 +92,8 @@ interface Job {
   hostCalls: number;
   hostActive: number;
   hostQueue: [cid: number, method: string, args: unknown[]][];
+  /** Whose invocation this is: the queue is fair between owners. */
+  owner: string;
 }
 
 interface Proc {
@@ -153,7 +155,25 @@ export class Sandbox {
     };
   }
 
-  run(program: Program, input: unknown, host: HostCalls, limits?: Partial<Limits>): Promise<RunResult> {
+  /** Running invocations per owner: one owner may hold at most half the slots while others wait. */
+  private readonly runningBy = new Map<string, number>();
+  private lastOwner = '';
+
+  private get ownerMax(): number {
+    return Math.max(1, Math.floor((this.opts.processes * this.opts.concurrency) / 2));
+  }
+
+  /** Whether an owner may take another slot ('' is unattributed work: no share applies). */
+  private belowShare(owner: string): boolean {
+    return owner === '' || (this.runningBy.get(owner) ?? 0) < this.ownerMax;
+  }
+
+  /**
+   * Runs a program. `owner` (the invoking actor) makes waiting fair: an owner never holds more
+   * than half the slots, and the queue is served round-robin between owners, so one actor's
+   * hanging invocations do not delay another's.
+   */
+  run(program: Program, input: unknown, host: HostCalls, limits?: Partial<Limits>, owner = ''): Promise<RunResult> {
     return new Promise<RunResult>((resolve, reject) => {
       if (this.closed) return reject(new SandboxError('closed', 'the sandbox is closed'));
       const prep = this.prepare(program);
@@ -182,8 +202,9 @@ export class Sandbox {
         hostCalls: 0,
         hostActive: 0,
         hostQueue: [],
+        owner,
       };
-      const proc = this.pick(job);
+      const proc = this.belowShare(owner) ? this.pick(job) : null;
       if (proc) this.dispatch(proc, job);
       else if (this.queue.length >= this.opts.queueMax) reject(new SandboxError('busy', `the sandbox has ${this.queue.length} invocations waiting; retry later`));
       else this.queue.push(job);
@@ -365,13 +386,53 @@ export class Sandbox {
 
   private drain(): void {
     while (this.queue.length > 0) {
-      const proc = this.pick(this.queue[0]);
+      // Round-robin: the first waiting job of the next owner after the one served last, among
+      // owners below their share of the slots.
+      let at = -1;
+      let fallback = -1;
+      const seen = new Set<string>();
+      for (let i = 0; i < this.queue.length; i++) {
+        const o = this.queue[i].owner;
+        if (seen.has(o)) continue;
+        seen.add(o);
+        if (!this.belowShare(o)) continue;
+        if (fallback < 0) fallback = i;
+        if (o > this.lastOwner) {
+          at = i;
+          break;
+        }
+      }
+      if (at < 0) at = fallback;
+      if (at < 0) return;
+      const proc = this.pick(this.queue[at]);
       if (!proc) return;
-      this.dispatch(proc, this.queue.shift()!);
+      const job = this.queue.splice(at, 1)[0];
+      this.lastOwner = job.owner;
+      this.dispatch(proc, job);
     }
   }
 
   private dispatch(proc: Proc, job: Job): void {
+    this.runningBy.set(job.owner, (this.runningBy.get(job.owner) ?? 0) + 1);
+    const release = job.resolve;
+    const refuse = job.reject;
+    let counted = true;
+    const done = (): void => {
+      if (!counted) return;
+      counted = false;
+      const n = (this.runningBy.get(job.owner) ?? 1) - 1;
+      if (n <= 0) this.runningBy.delete(job.owner);
+      else this.runningBy.set(job.owner, n);
+      setImmediate(() => this.drain());
+    };
+    job.resolve = (r) => {
+      done();
+      release(r);
+    };
+    job.reject = (e) => {
+      done();
+      refuse(e);
+    };
     job.proc = proc;
     proc.jobs.set(job.rid, job);
     this.sendRun(proc, job, !proc.programs.has(job.prep.pid));
@@ -441,9 +502,13 @@ export class Sandbox {
     if (code === 'threw') {
       const { stack, top } = mapStack(typeof m.stack === 'string' ? m.stack : '', this.sourceMap(job.prep));
       const where = top ? ` (at ${top.source}:${top.line}:${top.column})` : '';
-      return this.settleError(job, new SandboxError('threw', `${oneLine(String(m.message))}${where}`, stack || undefined));
+      const e = new SandboxError('threw', `${oneLine(String(m.message))}${where}`, stack || undefined);
+      e.cpuMs = Number(m.cpuMs) || 0;
+      return this.settleError(job, e);
     }
-    this.settleError(job, new SandboxError(code, String(m.message)));
+    const e = new SandboxError(code, String(m.message));
+    e.cpuMs = Number(m.cpuMs) || 0;
+    this.settleError(job, e);
   }
 
   private settleError(job: Job, e: SandboxError): void {
@@ -543,6 +608,9 @@ export function checkHostCall(method: string, args: unknown): string | null {
     }
     case 'commands.apply':
       if (args.length !== 1 || !isRecord(args[0])) return 'commands.apply(doc) takes a resource object';
+      return null;
+    case 'secrets.get':
+      if (args.length < 1 || args.length > 2 || !isName(args[0]) || (args.length === 2 && !isName(args[1]))) return 'secrets.get(name, namespace?) takes non-empty strings';
       return null;
   }
   return `no host call ${method}`;

@@ -190,7 +190,13 @@ export function prelude(load: () => any): any {
         return call('commands.delete', namespace === undefined ? [type, name] : [type, name, namespace]);
       },
     });
-    const ctx = freeze({ log, resources, commands });
+    const secrets = freeze({
+      get(name: any, namespace?: any): any {
+        if (!isName(name) || !isOptName(namespace)) return bad('ctx.secrets.get(name, namespace?) takes non-empty strings');
+        return call('secrets.get', namespace === undefined ? [name] : [name, namespace]);
+      },
+    });
+    const ctx = freeze({ log, resources, commands, secrets });
 
     const deliver = (id: number, ok: boolean, value: string): void => {
       if (!apply(hasOwn, pending, [id])) return;

@@ -58,7 +58,7 @@ export const HOST_RESULT_BYTES_MAX = 8 * 2 ** 20;
 export const PROGRAM_BYTES_MAX = 16 * 2 ** 20;
 
 /** The host calls a program can make, by the name that crosses the boundary. */
-export const HOST_METHODS = ['resources.get', 'resources.query', 'commands.apply', 'commands.delete'] as const;
+export const HOST_METHODS = ['resources.get', 'resources.query', 'commands.apply', 'commands.delete', 'secrets.get'] as const;
 export type HostMethod = (typeof HOST_METHODS)[number];
 
 export type ToChild =

@@ -33,6 +33,10 @@ export interface Ctx {
     apply(doc: Partial<Resource> & { type: string; name: string }): Promise<Resource>;
     delete(type: string, name: string, namespace?: string): Promise<unknown>;
   };
+  secrets: {
+    /** A secret's values, {KEY: VALUE}; only for secrets the app's os0.json names in permissions.secrets. Null if missing. */
+    get(name: string, namespace?: string): Promise<Record<string, string> | null>;
+  };
 }
 
 export type Capability<I = unknown, O = unknown> = (input: I, ctx: Ctx) => O | Promise<O>;

@@ -151,8 +151,10 @@ export class Instance extends Services {
             dir: regDir,
             authenticate: (token) => {
               const actor = sys.permissions.authenticate(token);
-              return actor ? { actor: actor.name, admin: actor.groups.includes(ADMIN_GROUP) } : null;
+              return actor ? { actor: actor.name, admin: actor.groups.includes(ADMIN_GROUP), parent: actor.tokenId } : null;
             },
+            // Registry tokens made with an osØ token die with it.
+            parentAlive: (id) => sys.permissions.tokenAlive(id),
           });
         } catch (e) {
           throw new Error(`the embedded registry in ${regDir}: ${(e as Error).message}`);

@@ -46,6 +46,7 @@ remote(program.command('get').description('list resources of a type, or show one
   .option('-n, --namespace <ns>', 'namespace (and everything below it)')
   .option('-l, --selector <tags>', 'tags, k=v,k2=v2')
   .option('--observed', 'the observed state')
+  .option('--reveal', "a secret's values (needs the reveal verb)")
   .action(async (type, name, o) => (await import('./commands/resources.ts')).get(type, name, o));
 
 remote(program.command('delete').description('delete a resource (and what it owns)').argument('<type>').argument('<name>'))
@@ -156,6 +157,14 @@ remote(token.command('create').description('create a token for an actor (printed
   .action(async (actor, o) => (await import('./commands/tokens.ts')).create(actor, o));
 remote(token.command('ls').description('list tokens (never their secrets)')).action(async (o) => (await import('./commands/tokens.ts')).ls(o));
 remote(token.command('revoke').description('revoke a token').argument('<id>')).action(async (id, o) => (await import('./commands/tokens.ts')).revoke(id, o));
+
+const secret = program.command('secret').description('secrets, sealed at rest');
+remote(secret.command('set').description('seal and store a secret\'s values').argument('<name>').argument('[pairs...]', 'KEY=VALUE'))
+  .option('-n, --namespace <ns>', 'namespace')
+  .option('--from-file <pair>', 'KEY=FILE: a value read from a file (repeat)', collect)
+  .action(async (name, pairs, o) => (await import('./commands/secret.ts')).set(name, pairs, o));
+remote(secret.command('rotate-key').description('a new key-encryption key; every secret is re-sealed in the background')).action(async (o) => (await import('./commands/secret.ts')).rotateKey(o));
+remote(secret.command('key').description('the key-encryption key in use, and re-sealing progress')).action(async (o) => (await import('./commands/secret.ts')).key(o));
 
 try {
   await program.parseAsync(process.argv);

@@ -51,7 +51,7 @@ async function exists(type: string, namespace: string, name: string): Promise<bo
 }
 
 async function metric(name: string): Promise<number> {
-  const r = await http({ url: s.url, token: '' }, 'GET', '/metrics', undefined, null);
+  const r = await http(s, 'GET', '/metrics');
   const line = r.text.split('\n').find((l) => l.startsWith(name + ' '));
   return line ? Number(line.slice(name.length + 1)) : 0;
 }
@@ -479,7 +479,7 @@ describe('quotas and budgets', () => {
 
 describe('metrics', () => {
   it('/metrics is Prometheus text with accepted and rejected-per-filter counters', async () => {
-    const r = await http({ url: s.url, token: '' }, 'GET', '/metrics', undefined, null);
+    const r = await http(s, 'GET', '/metrics');
     expect(r.status).toBe(200);
     expect(r.headers.get('content-type')).toMatch(/^text\/plain/);
     expect(r.text).toMatch(/^# HELP os0_commands_accepted_total .+\n# TYPE os0_commands_accepted_total counter\nos0_commands_accepted_total \d+$/m);

@@ -16,7 +16,7 @@
  * node's token may consume its own command stream and publish events, nothing else).
  */
 import { Hono, type Context } from 'hono';
-import { OsError, type ErrorCode } from '../../errors.ts';
+import { HTTP_STATUS, OsError, type ErrorCode } from '../../errors.ts';
 import { checkDurable, checkStream, type Bus, type Consumer, type ConsumerOptions } from '../bus.ts';
 
 export type BusOp = 'publish' | 'consume' | 'read';
@@ -24,19 +24,7 @@ export type BusOp = 'publish' | 'consume' | 'read';
 /** True when the token may do `op` on `stream`; may throw an OsError ('unauthorized') itself. */
 export type BusAuthorize = (token: string | undefined, stream: string, op: BusOp) => boolean | Promise<boolean>;
 
-const STATUS: Record<ErrorCode, number> = {
-  invalid: 400,
-  unauthorized: 401,
-  forbidden: 403,
-  not_found: 404,
-  conflict: 409,
-  too_large: 413,
-  rejected: 422,
-  unavailable: 503,
-  closed: 503,
-  corrupt: 500,
-  internal: 500,
-};
+const STATUS = HTTP_STATUS;
 
 const CONSUMERS_MAX = 10_000;
 

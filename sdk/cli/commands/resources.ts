@@ -87,12 +87,13 @@ function tableOf(list: Res[]): string[][] {
   return [head, ...rows];
 }
 
-export async function get(type: string, name: string | undefined, opts: Common & { namespace?: string; selector?: string; observed?: boolean }): Promise<void> {
+export async function get(type: string, name: string | undefined, opts: Common & { namespace?: string; selector?: string; observed?: boolean; reveal?: boolean }): Promise<void> {
   const f = format(opts.output);
   const client = new Client(opts);
   const q = { type, namespace: opts.namespace, tags: opts.selector, observed: opts.observed };
+  if (opts.reveal && !name) throw new CliError('--reveal shows one secret: name it', 2);
   if (name) {
-    const r = await client.json<Res>('GET', `/v1/resources${qs({ ...q, name })}`);
+    const r = await client.json<Res>('GET', `/v1/resources${qs({ ...q, name, reveal: opts.reveal })}`);
     print(f, r, () => tableOf([r]));
   } else {
     const list = await client.json<Res[]>('GET', `/v1/resources${qs(q)}`);

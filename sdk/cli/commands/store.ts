@@ -71,8 +71,10 @@ function showPlan(plan: Plan): void {
 
 function permissionsText(a: PlannedApp): string {
   const grants = a.permissions.resources;
-  if (grants.length === 0) return 'asks for no permissions on resources';
-  return 'may ' + grants.map((g) => `${g.verbs.join('/')} ${g.types.join(', ')}${g.namespaces ? ` in ${g.namespaces.join(', ')}` : ''}`).join('; ');
+  const secrets = (a.permissions.secrets ?? []).map((s) => `${s.namespace ? s.namespace + '/' : ''}${s.name}`);
+  const reads = secrets.length ? `; reads the secret${secrets.length === 1 ? '' : 's'} ${secrets.join(', ')}` : '';
+  if (grants.length === 0) return `asks for no permissions on resources${reads}`;
+  return 'may ' + grants.map((g) => `${g.verbs.join('/')} ${g.types.join(', ')}${g.namespaces ? ` in ${g.namespaces.join(', ')}` : ''}`).join('; ') + reads;
 }
 
 async function confirm(question: string, yes: boolean | undefined): Promise<void> {
