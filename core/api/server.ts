@@ -103,7 +103,7 @@ export class Api {
     app.post('/v1/commands', async (c) => {
       const body = await readJson(c);
       const res = await sys.submit(body, c.get('actor'));
-      return c.json({ index: res.index, resources: res.resources });
+      return c.json(res.unchanged ? { index: res.index, resources: res.resources, unchanged: res.unchanged } : { index: res.index, resources: res.resources });
     });
 
     app.get('/v1/resources', (c) => {
