@@ -12,6 +12,7 @@ import { OsError, type ErrorCode } from '../errors.ts';
 import { matches, type HandlerQuery } from '../handlers.ts';
 import { LIMITS, type Resource } from '../resource.ts';
 import type { System } from '../system.ts';
+import { parseSelector, residual, selects } from '../tree/selector.ts';
 import type { Query } from '../tree/tree.ts';
 
 export interface ApiOptions {
@@ -41,27 +42,17 @@ export function errorBody(e: unknown): { status: number; body: { error: { code: 
   return { status, body: { error: err.toJSON() } };
 }
 
-/** `k=v,k2=v2` → {k: v, k2: v2}. */
-export function parseTags(s: string | undefined): Record<string, string> | undefined {
-  if (!s) return undefined;
-  const out: Record<string, string> = {};
-  for (const part of s.split(',')) {
-    const eq = part.indexOf('=');
-    if (eq <= 0) throw new OsError('invalid', `tag selector "${part}" must be key=value`);
-    out[part.slice(0, eq)] = part.slice(eq + 1);
-  }
-  return out;
-}
-
 function queryOf(c: Context): Query {
   const type = c.req.query('type') || undefined;
   const observed = c.req.query('observed') === 'true';
   const limit = c.req.query('limit');
+  const sel = parseSelector(c.req.query('tags'));
   return {
     type: type && observed ? `${type}/observed` : type,
     namespace: c.req.query('namespace') || undefined,
     exact: c.req.query('exact') === 'true',
-    tags: parseTags(c.req.query('tags')),
+    tags: sel?.equal,
+    select: residual(sel),
     limit: limit ? Math.max(1, Number(limit) | 0) : undefined,
   };
 }
@@ -88,7 +79,7 @@ export class Api {
       const { status, body } = errorBody(e);
       return c.json(body, status as 400);
     });
-    app.notFound((c) => c.json({ error: { code: 'not_found', message: `no route ${c.req.method} ${c.req.path}; see CONTRACT.md "HTTP API"` } }, 404));
+    app.notFound((c) => c.json({ error: { code: 'not_found', message: `no route ${c.req.method} ${c.req.path}; the routes are listed in docs/api.md` } }, 404));
     app.get('/healthz', (c) => c.json({ ok: true, index: sys.core.index }));
     app.get('/metrics', (c) => c.text(sys.metrics(), 200, { 'content-type': 'text/plain; version=0.0.4' }));
     app.use('/v1/*', async (c, next) => {
@@ -115,6 +106,9 @@ export class Api {
         return c.json(this.present(sys.get(c.get('actor'), q.type, name, q.namespace ?? '')));
       }
       const list = sys.list(c.get('actor'), q).sort(byKey);
+      if (list.length === 0 && q.namespace && !sys.core.get('namespace', q.namespace)) {
+        throw new OsError('not_found', `namespace ${q.namespace} does not exist; 'os0 get namespace' lists them`);
+      }
       return c.json(list.map((r) => this.present(r)));
     });
 
@@ -226,7 +220,7 @@ export class Api {
     if (start < sys.core.history.firstIndex - 1) {
       throw new OsError('conflict', `index ${start} is older than the retained log (from ${sys.core.history.firstIndex}): re-list, then watch from the list's index`);
     }
-    const hq: HandlerQuery = { type: q.type, namespace: q.namespace, tags: q.tags };
+    const hq: HandlerQuery & { select?: Query['select'] } = { type: q.type, namespace: q.namespace, tags: q.tags, select: q.select };
     const res = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
     if (!res) throw new OsError('internal', 'watches need the node HTTP server');
     // Written straight to node's response: one event text per change is shared by every
@@ -250,7 +244,7 @@ export class Api {
     return (texts[i] ??= `event: change\nid: ${rec.index}\ndata: ${JSON.stringify({ action: ch.action, index: rec.index, resource: ch.new ?? ch.old })}\n\n`);
   }
 
-  private async pump(res: ServerResponse, actor: Actor, hq: HandlerQuery, start: number): Promise<void> {
+  private async pump(res: ServerResponse, actor: Actor, hq: HandlerQuery & { select?: Query['select'] }, start: number): Promise<void> {
     const sys = this.sys;
     sys.watchers++;
     let open = true;
@@ -279,7 +273,7 @@ export class Api {
         for (const rec of recs) {
           for (let i = 0; i < rec.changes.length; i++) {
             const r = (rec.changes[i].new ?? rec.changes[i].old)!;
-            if (!matches(hq, r) || !sys.permissions.allowed(actor, 'watch', r.type, r.namespace)) continue;
+            if (!matches(hq, r) || (hq.select && !selects(hq.select, r.tags)) || !sys.permissions.allowed(actor, 'watch', r.type, r.namespace)) continue;
             chunk += this.eventText(rec, i);
           }
           cursor = rec.index;
