@@ -103,7 +103,13 @@ export class Api {
       c.header('x-os0-index', String(sys.core.index));
       if (name) {
         if (!q.type) throw new OsError('invalid', 'a get by name needs a type');
-        return c.json(this.present(sys.get(c.get('actor'), q.type, name, q.namespace ?? '')));
+        const ns = q.namespace ?? '';
+        try {
+          return c.json(this.present(sys.get(c.get('actor'), q.type, name, ns)));
+        } catch (e) {
+          if (e instanceof OsError && e.code === 'not_found' && ns && !sys.core.get('namespace', ns)) throw new OsError('not_found', `namespace ${ns} does not exist; 'os0 get namespace' lists them`);
+          throw e;
+        }
       }
       const list = sys.list(c.get('actor'), q).sort(byKey);
       if (list.length === 0 && q.namespace && !sys.core.get('namespace', q.namespace)) {
@@ -116,8 +122,9 @@ export class Api {
 
     app.get('/v1/log', (c) => {
       const actor = c.get('actor');
-      const since = intParam(c.req.query('since'), 'since') ?? Math.max(0, sys.core.index - 100);
-      const limit = Math.min(Number(c.req.query('limit') ?? 1000) || 1000, 10_000);
+      const limit = Math.min(intParam(c.req.query('limit'), 'limit') || 1000, 10_000);
+      // Without since: the newest records (the last 100, or the last `limit`).
+      const since = intParam(c.req.query('since'), 'since') ?? Math.max(0, sys.core.index - (c.req.query('limit') ? limit : 100), sys.core.history.firstIndex - 1);
       const recs = sys.core.history.read(since + 1, limit);
       if (recs === 'gone') throw new OsError('conflict', `index ${since} is older than the retained log (from ${sys.core.history.firstIndex}); ask for a later one`);
       const out = recs.map((r) => ({

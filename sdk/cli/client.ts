@@ -3,9 +3,12 @@ import { existsSync, readFileSync } from 'node:fs';
 
 export class CliError extends Error {
   readonly exitCode: number;
-  constructor(message: string, exitCode = 1) {
+  /** The HTTP status the server answered with; undefined when it was not reached. */
+  readonly status: number | undefined;
+  constructor(message: string, exitCode = 1, status?: number) {
     super(message);
     this.exitCode = exitCode;
+    this.status = status;
   }
 }
 
@@ -49,7 +52,7 @@ export class Client {
         const j = (await res.json()) as { error?: { message?: string } };
         if (j.error?.message) message = j.error.message;
       } catch {}
-      throw new CliError(message);
+      throw new CliError(message, 1, res.status);
     }
     return res;
   }

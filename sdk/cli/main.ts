@@ -39,12 +39,13 @@ program
 
 remote(program.command('apply').description('create or update the resources in a YAML or JSON file'))
   .option('-f, --file <file>', 'file with one or more resource documents, or - for standard input')
+  .option('-n, --namespace <ns>', 'namespace for documents that name none (cluster-wide types keep none)')
   .option('--atomic', 'apply all documents in one atomic batch')
   .action(async (o) => (await import('./commands/resources.ts')).apply(o));
 
-remote(program.command('get').description('list resources of a type, or show one').argument('<type>').argument('[name]'))
+remote(program.command('get').description('list resources of a type, or show one (types: os0 get type)').argument('<type>', 'a type, its plural or short name (ns, cfg, svc...)').argument('[name]'))
   .option('-n, --namespace <ns>', 'namespace (and everything below it)')
-  .option('-l, --selector <tags>', 'tags, k=v,k2=v2')
+  .option('-l, --selector <tags>', 'tags: k=v, k!=v, k (present), !k (absent), comma-separated')
   .option('--observed', 'the observed state')
   .action(async (type, name, o) => (await import('./commands/resources.ts')).get(type, name, o));
 
@@ -52,16 +53,19 @@ remote(program.command('delete').description('delete a resource (and what it own
   .option('-n, --namespace <ns>', 'namespace')
   .action(async (type, name, o) => (await import('./commands/resources.ts')).del(type, name, o));
 
-remote(program.command('watch').description('stream changes to resources of a type').argument('<type>'))
+remote(program.command('watch').description('list resources of a type, then stream their changes (reconnects and resumes)').argument('<type>'))
   .option('-n, --namespace <ns>', 'namespace (and everything below it)')
-  .option('-l, --selector <tags>', 'tags, k=v,k2=v2')
-  .option('--since <index>', 'resume after this log index')
+  .option('-l, --selector <tags>', 'tags: k=v, k!=v, k (present), !k (absent), comma-separated')
+  .option('--since <index>', 'no list: only the changes after this log index')
   .option('--observed', 'the observed state')
-  .action(async (type, o) => (await import('./commands/resources.ts')).watch(type, o));
+  .action(async (type, o) => (await import('./commands/watch.ts')).watch(type, o));
+
+remote(program.command('explain').description("print a type's description, scope and data schema").argument('<type>'))
+  .action(async (type, o) => (await import('./commands/types.ts')).explain(type, o));
 
 remote(program.command('log').description('the command log: who did what, at which index'))
-  .option('--since <index>', 'records after this index (default: the last 100)')
-  .option('--limit <n>', 'at most this many records')
+  .option('--since <index>', 'records after this index (default: the newest 100)')
+  .option('--limit <n>', 'the newest N records (with --since: the first N after it)')
   .action(async (o) => (await import('./commands/resources.ts')).log(o));
 
 remote(program.command('invoke').description('run an app capability and print its output as JSON').argument('<app.capability>'))
@@ -156,6 +160,28 @@ remote(token.command('create').description('create a token for an actor (printed
   .action(async (actor, o) => (await import('./commands/tokens.ts')).create(actor, o));
 remote(token.command('ls').description('list tokens (never their secrets)')).action(async (o) => (await import('./commands/tokens.ts')).ls(o));
 remote(token.command('revoke').description('revoke a token').argument('<id>')).action(async (id, o) => (await import('./commands/tokens.ts')).revoke(id, o));
+
+program
+  .command('completion')
+  .description('print a shell completion script: source <(os0 completion bash), or zsh, or os0 completion fish | source')
+  .argument('<shell>', 'bash, zsh or fish')
+  .action(async (shell) => (await import('./commands/completion.ts')).script(shell));
+program
+  .command('__complete', { hidden: true })
+  .description('candidates for the last word (used by the completion scripts)')
+  .argument('[words...]')
+  .allowUnknownOption()
+  .helpOption(false)
+  .action(async (words: string[]) => (await import('./commands/completion.ts')).complete(program, words ?? []));
+
+// A bad --url (or OS0_URL) is a usage error, found before anything is sent.
+program.hook('preAction', async (_, cmd) => {
+  if (!cmd.options.some((o) => o.long === '--url')) return;
+  const { url } = await import('./args.ts');
+  const o = cmd.opts() as { url?: string };
+  if (o.url !== undefined) url(o.url, '--url');
+  else if (process.env.OS0_URL) url(process.env.OS0_URL, 'OS0_URL');
+});
 
 try {
   await program.parseAsync(process.argv);
