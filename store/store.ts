@@ -195,13 +195,21 @@ export class Store {
 
   list(actor: Actor): AppStatus[] {
     this.sys.authorize(actor, 'list', 'app', '');
-    return this.installedApps()
+    const installed = this.installedApps();
+    const names = new Set(installed.map((r) => r.name));
+    // Folders loaded with `os0 up --app` are listed too: unsigned, from their folder.
+    const folders: AppStatus[] = this.invoker
+      .loaded()
+      .filter((a) => !names.has(a.manifest.name))
+      .map((a) => ({ name: a.manifest.name, version: a.manifest.version, keyId: '-', description: a.manifest.description ?? '', capabilities: Object.keys(a.manifest.capabilities), dependencies: a.manifest.dependencies ?? {}, status: `loaded from ${a.dir}` }));
+    return installed
       .map((r) => {
         const d = r.data as AppData;
         const live = this.invoker.app(r.name);
         const status = this.loadErrors.get(r.name) ?? (live?.manifest.version === d.version ? 'active' : 'not loaded');
         return { name: r.name, version: d.version, keyId: d.keyId, description: d.description, capabilities: Object.keys(d.manifest.capabilities), dependencies: d.dependencies, status };
       })
+      .concat(folders)
       .sort((a, b) => (a.name < b.name ? -1 : 1));
   }
 

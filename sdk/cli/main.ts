@@ -150,6 +150,7 @@ remote(program.command('upgrade').description("upgrade an app, running its updat
   .action(async (target, o) => (await import('./commands/store.ts')).upgrade(target, o));
 remote(program.command('uninstall').description('remove an app and everything its install wrote').argument('<app>'))
   .option('--force', 'remove it even though other apps depend on it (names what breaks)')
+  .option('-y, --yes', 'accepted for scripts (uninstall asks nothing; --force is what overrides dependants)')
   .action(async (app, o) => (await import('./commands/store.ts')).uninstall(app, o));
 remote(program.command('apps').description('list installed apps')).action(async (o) => (await import('./commands/store.ts')).apps(o));
 

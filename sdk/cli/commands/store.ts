@@ -92,7 +92,18 @@ async function planAndRun(action: 'install' | 'upgrade', target: string, o: Comm
   const { app, range } = parseTarget(target);
   const client = new Client(o);
   progress(`resolving ${app}@${range} and checking signatures…`);
-  const plan = await client.json<Plan>('POST', '/v1/store/plan', { app, range, action, allowDowngrade: o.allowDowngrade === true });
+  let plan: Plan;
+  try {
+    plan = await client.json<Plan>('POST', '/v1/store/plan', { app, range, action, allowDowngrade: o.allowDowngrade === true });
+  } catch (e) {
+    // Already at the newest matching version: nothing to do is a success.
+    if (action === 'upgrade' && e instanceof CliError && e.status === 409 && /nothing to upgrade$/.test(e.message)) {
+      if (f === 'table') process.stdout.write(`${e.message}\n`);
+      else print(f, { apps: [], message: e.message }, () => []);
+      return;
+    }
+    throw e;
+  }
   showPlan(plan);
   const n = plan.apps.length;
   await confirm(`${action === 'install' ? 'Install' : 'Upgrade'} ${n === 1 ? 'this app' : `these ${n} apps`} with these permissions?`, o.yes);
