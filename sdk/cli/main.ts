@@ -76,7 +76,7 @@ remote(program.command('invoke').description('run an app capability and print it
 program
   .command('keygen')
   .description('write a publisher key pair: publisher.key (secret, mode 0600) and publisher.pub')
-  .option('--out <dir>', 'directory for the keys', '.')
+  .option('--out <dir>', 'directory for the keys (default $OS0_HOME, else ~/.config/os0; never a git work tree unless given here)')
   .action(async (o) => (await import('./commands/pack.ts')).keygen(o));
 
 program
@@ -99,7 +99,7 @@ function registryFlags(cmd: Command): Command {
 }
 
 registryFlags(program.command('publish').description('sign (if needed) and publish an app folder or a .tgz to a registry').argument('[target]', 'app folder or NAME-VERSION.tgz', '.'))
-  .option('--key <file>', 'publisher.key to sign with (default ./publisher.key)')
+  .option('--key <file>', 'publisher.key to sign with (default: the one os0 keygen wrote, in $OS0_HOME or ~/.config/os0; else ./publisher.key)')
   .action(async (target, o) => (await import('./commands/publish.ts')).publish(target, o));
 
 registryFlags(program.command('search').description('search a registry by name, description and keywords').argument('<term>'))
