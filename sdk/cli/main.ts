@@ -102,9 +102,9 @@ registryFlags(program.command('publish').description('sign (if needed) and publi
   .option('--key <file>', 'publisher.key to sign with (default: the one os0 keygen wrote, in $OS0_HOME or ~/.config/os0; else ./publisher.key)')
   .action(async (target, o) => (await import('./commands/publish.ts')).publish(target, o));
 
-registryFlags(program.command('search').description('search a registry by name, description and keywords').argument('<term>'))
+registryFlags(program.command('search').description('search the embedded registry and every added one (or --registry URL) by name, description and keywords').argument('<term>'))
   .option('--limit <n>', 'at most this many results', '20')
-  .action(async (term, o) => (await import('./commands/publish.ts')).search(term, o));
+  .action(async (term, o) => (await import('./commands/registries.ts')).search(term, o));
 
 const registry = program.command('registry').description('a package registry: serve one, or manage what you published');
 registry
@@ -125,6 +125,12 @@ registryFlags(registry.command('recover').description('replace a lost publisher 
   .requiredOption('--root-key <file>', "the registry's root.key")
   .requiredOption('--new-key <file>', 'the new key\'s .pub')
   .action(async (app, o) => (await import('./commands/publish.ts')).recover(app, o));
+remote(registry.command('add').description("add a registry to install from, pinning its metadata key").argument('<name>').argument('<url>'))
+  .option('--key <fingerprint>', "the registry's metadata key fingerprint (or base64 key), as its operator gives it")
+  .option('--description <text>')
+  .action(async (name, url, o) => (await import('./commands/registries.ts')).add(name, url, o));
+remote(registry.command('ls').description('list the added registries and their pinned keys')).action(async (o) => (await import('./commands/registries.ts')).ls(o));
+remote(registry.command('rm').description('stop installing from a registry').argument('<name>')).action(async (name, o) => (await import('./commands/registries.ts')).rm(name, o));
 const rtoken = registry.command('token').description('registry tokens');
 registryFlags(rtoken.command('create').description('create a registry token for a publisher (printed once)').argument('<actor>'))
   .option('--description <text>')
@@ -141,10 +147,12 @@ remote(trust.command('ls').description('list trusted keys')).action(async (o) =>
 remote(trust.command('rm').description('stop trusting a key').argument('<keyId>')).action(async (id, o) => (await import('./commands/store.ts')).trustRm(id, o));
 
 remote(program.command('install').description('install an app and its dependencies from the registry').argument('<app[@range]>'))
+  .option('--registry <name|url>', 'install from this registry (os0 registry ls), default the embedded one')
   .option('-y, --yes', 'confirm the permissions asked for without a prompt (scripts)')
   .option('--allow-downgrade', 'accept versions older than ones this instance accepted before (rollback protection)')
   .action(async (target, o) => (await import('./commands/store.ts')).install(target, o));
 remote(program.command('upgrade').description("upgrade an app, running its update migration").argument('<app[@range]>'))
+  .option('--registry <name|url>', 'upgrade from this registry (default: the added registry it came from, else the embedded one)')
   .option('-y, --yes', 'confirm the permissions asked for without a prompt (scripts)')
   .option('--allow-downgrade', 'accept a version older than the installed one')
   .action(async (target, o) => (await import('./commands/store.ts')).upgrade(target, o));

@@ -179,14 +179,6 @@ function findPublicKey(keyId: string, keyFile: string): Uint8Array | undefined {
   return undefined;
 }
 
-export async function search(term: string, o: RegistryOpts & { limit?: string }): Promise<void> {
-  const f = format(o.output);
-  const limit = o.limit === undefined ? undefined : Number(o.limit);
-  if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1 && limit <= 100)) throw new CliError(`--limit must be an integer from 1 to 100 (got ${o.limit})`, 2);
-  const results = await run(() => clientFor(o).search(term, limit));
-  print(f, results, () => [['NAME', 'VERSION', 'DESCRIPTION'], ...results.map((r) => [r.name, r.version ?? '-', r.description ?? ''])]);
-}
-
 function splitTarget(target: string): { name: string; version: string } {
   const at = target.lastIndexOf('@');
   if (at <= 0 || at === target.length - 1) throw new CliError(`${JSON.stringify(target)}: give the version to yank as APP@VERSION, e.g. hello@1.0.0`, 2);
