@@ -15,6 +15,18 @@ const program = new Command('os0')
   .showHelpAfterError('(run os0 --help for usage)')
   .exitOverride();
 
+/**
+ * `os0 up` listens where the clients of this shell look: the port of OS0_URL when that names
+ * this machine (127.0.0.1 or localhost), else 7070.
+ */
+function defaultUpPort(): string {
+  try {
+    const u = new URL(process.env.OS0_URL ?? '');
+    if ((u.hostname === '127.0.0.1' || u.hostname === 'localhost') && u.port) return u.port;
+  } catch {}
+  return '7070';
+}
+
 /** The client flags every remote command takes. */
 function remote(cmd: Command): Command {
   return cmd
@@ -28,7 +40,7 @@ program
   .command('up')
   .description('start osØ on this machine with embedded defaults')
   .option('--data <dir>', 'data directory', './.os0')
-  .option('--port <n>', 'API port (the registry listens on port+1)', '7070')
+  .option('--port <n>', 'API port (the registry listens on port+1); default the port of a loopback $OS0_URL, else 7070', defaultUpPort())
   .option('--bus <url>', 'embedded, or nats://HOST:PORT')
   .option('--retain-records <n>', 'log records kept on disk for watches to resume from (500000)')
   .option('--history-records <n>', 'log records kept in memory for watches and handlers (2048)')

@@ -276,10 +276,10 @@ describe('apps', () => {
     expect(ok(await os0(['install', 'notes', '--registry', 'third', '--yes'])).stdout).toBe('installed notes@1.0.0\n');
     fails(await os0(['install', 'other', '--registry', 'fourth', '--yes']), 1, "os0: no registry named fourth; 'os0 registry ls' lists them, 'os0 registry add NAME URL' adds one");
     // Search covers the embedded registry (counter) and the added one (notes).
-    const found = JSON.parse(ok(await os0(['search', 'o', '-o', 'json'])).stdout) as { name: string; registry: string }[];
+    const found = JSON.parse(ok(await os0(['search', 'example', '-o', 'json'])).stdout) as { name: string; registry: string }[];
     expect(found.map((r) => `${r.registry}:${r.name}`)).toEqual(expect.arrayContaining(['embedded:counter', 'third:notes']));
-    const table = ok(await os0(['search', 'notes'])).stdout;
-    expect(table).toMatch(/^REGISTRY\s+NAME\s+VERSION\s+DESCRIPTION\n|^NAME\s+VERSION\s+DESCRIPTION\n/);
+    const table = ok(await os0(['search', 'example'])).stdout;
+    expect(table).toMatch(/^REGISTRY\s+NAME\s+VERSION\s+DESCRIPTION\nembedded\s+counter\s+1\.0\.0\s+A counter.*\nthird\s+notes\s+1\.0\.0\s+Short notes.*\n$/);
     // The pinned key holds: a registry that changes its key is refused at install.
     await client(s).submit({ op: 'apply', resource: { type: 'registry', name: 'wrongkey', data: { url: regUrl, metadataKey: Buffer.alloc(32, 7).toString('base64') } } });
     fails(await os0(['install', 'notes-stats', '--registry', 'wrongkey', '--yes']), 1, /not the pinned key/);
