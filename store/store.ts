@@ -1,5 +1,5 @@
 /**
- * The app store inside osØ (ARCHITECTURE.md "Packages, registry and store"): apps installed from
+ * The app store inside osØ (docs/apps.md): apps installed from
  * a registry as resources, made invocable in the sandbox, upgraded through their own migration
  * program, and removed with exactly what their install wrote. See README.md beside this file.
  *

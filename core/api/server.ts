@@ -1,5 +1,5 @@
 /**
- * The HTTP API (CONTRACT.md "HTTP API"): Hono over node's HTTP server. Other layers add their
+ * The HTTP API (docs/api.md): Hono over node's HTTP server. Other layers add their
  * routes with `api.app.route(...)`; nothing here knows about them.
  */
 import { Hono, type Context } from 'hono';
