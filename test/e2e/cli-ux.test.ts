@@ -88,6 +88,10 @@ describe('apply', () => {
     fails(await os0(['apply', '-f', '-'], { input: 'type: configuration\nnamespace: shop\nname: ok\ndata: {}\n---\ndata: {}\nname: x\n' }), 1, 'os0: document 2 of - has no type (e.g. type: configuration); nothing was applied');
     const r = await os0(['apply', '-f', '-'], { input: 'type: service\nnamespace: shop\nname: s\ndata: {command: [x], replicas: many}\n' });
     fails(r, 1, 'os0: service shop/s: rejected by schema: data.replicas must be integer');
+    // The API's field paths (command.resource, batch[1].resource) stay out of it.
+    const badTags = 'type: configuration\nnamespace: shop\nname: t\ntags: [1]\ndata: {}\n';
+    fails(await os0(['apply', '-f', '-'], { input: badTags }), 1, 'os0: configuration shop/t: tags must be an object of key: value strings');
+    fails(await os0(['apply', '--atomic', '-f', '-'], { input: 'type: configuration\nnamespace: shop\nname: u\ndata: {}\n---\n' + badTags }), 1, 'os0: configuration shop/t: tags must be an object of key: value strings; nothing was applied (--atomic)');
   });
 });
 

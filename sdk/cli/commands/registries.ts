@@ -13,7 +13,7 @@ import type { SearchResult } from '../../../registry/client/types.ts';
 import { url as checkUrl } from '../args.ts';
 import { Client, CliError, type ClientOptions } from '../client.ts';
 import { format, print } from '../output.ts';
-import { registryUrl, type RegistryOpts } from './publish.ts';
+import { registryToken, registryUrl, type RegistryOpts } from './publish.ts';
 
 interface Common extends ClientOptions {
   output?: string;
@@ -71,10 +71,11 @@ export async function rm(name: string, o: Common): Promise<void> {
 
 /** Every registry to search: the one named by --registry, else the embedded one and every added one. */
 export async function searchAll(term: string, o: RegistryOpts & { limit?: number }): Promise<(SearchResult & { registry: string })[]> {
-  const targets: { name: string; url: string }[] = [];
-  if (o.registry ?? process.env.OS0_REGISTRY_URL) targets.push({ name: registryUrl(o), url: registryUrl(o) });
+  // Only the registry the flags name gets a token (registryToken says which); added ones none.
+  const targets: { name: string; url: string; token?: string }[] = [];
+  if (o.registry ?? process.env.OS0_REGISTRY_URL) targets.push({ name: registryUrl(o), url: registryUrl(o), token: registryToken(o) });
   else {
-    targets.push({ name: 'embedded', url: registryUrl(o) });
+    targets.push({ name: 'embedded', url: registryUrl(o), token: registryToken(o) });
     try {
       const added = await new Client(o).json<Resource[]>('GET', '/v1/resources?type=registry');
       for (const r of added.slice(0, SEARCHED_MAX)) targets.push({ name: r.name, url: (r.data as { url: string }).url });
@@ -87,9 +88,9 @@ export async function searchAll(term: string, o: RegistryOpts & { limit?: number
   await Promise.all(
     targets.map(async (t) => {
       try {
-        for (const r of await new RegistryClient({ url: t.url, trust: NO_TRUST }).search(term, o.limit)) out.push({ ...r, registry: t.name });
+        for (const r of await new RegistryClient({ url: t.url, token: t.token, trust: NO_TRUST }).search(term, o.limit)) out.push({ ...r, registry: t.name });
       } catch (e) {
-        failures.push(`${t.name} (${t.url}): ${(e as Error).message}`);
+        failures.push(targets.length === 1 ? (e as Error).message : `${t.name} (${t.url}): ${(e as Error).message}`);
       }
     }),
   );

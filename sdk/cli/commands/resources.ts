@@ -46,9 +46,9 @@ function readDocs(file: string): Record<string, unknown>[] {
 const describe = (r: { type?: unknown; namespace?: unknown; name?: unknown }): string =>
   `${String(r.type)} ${typeof r.namespace === 'string' && r.namespace ? r.namespace + '/' : ''}${String(r.name)}`;
 
-/** The server's message about `subject`, naming it once: `subject: reason`. */
+/** The server's message about `subject`, naming it once and without the API's field paths: `subject: reason`. */
 export function about(subject: string, message: string): string {
-  const inner = message.replace(`${subject}: `, '');
+  const inner = message.replace(/^(?:command|batch\[\d+\])\.resource: /, '').replace(`${subject}: `, '');
   return inner.includes(subject) ? inner : `${subject}: ${inner}`;
 }
 
@@ -79,7 +79,14 @@ export async function apply(opts: Common & { file?: string; atomic?: boolean; na
     if (f === 'table') for (const r of results.slice(from)) process.stdout.write(`${describe(r.resource)} ${r.action}\n`);
   };
   if (opts.atomic) {
-    record(await client.json<Applied>('POST', '/v1/commands', { batch: docs.map((d) => ({ op: 'apply', resource: d })) }));
+    try {
+      record(await client.json<Applied>('POST', '/v1/commands', { batch: docs.map((d) => ({ op: 'apply', resource: d })) }));
+    } catch (e) {
+      if (!(e instanceof CliError) || e.status === undefined) throw e;
+      const at = /^batch\[(\d+)\]\.resource: /.exec(e.message);
+      const msg = at ? about(describe(docs[Number(at[1])]), e.message) : e.message;
+      throw new CliError(`${msg}; nothing was applied (--atomic)`);
+    }
     show(0);
   } else {
     for (let i = 0; i < docs.length; i++) {
@@ -122,7 +129,7 @@ export async function get(word: string, name: string | undefined, opts: Common &
   const client = new Client(opts);
   const { resolveType, typeInfo, typeTable } = await import('./types.ts');
   const t = await resolveType(client, word);
-  if (opts.observed && !t.observed) throw new CliError(`${t.name} has no observed state; only its desired state is kept (os0 get ${t.name}${name ? ` ${name}` : ''})`);
+  if (opts.observed && t.known && !t.observed) throw new CliError(`${t.name} has no observed state; only its desired state is kept (os0 get ${t.name}${name ? ` ${name}` : ''})`);
   const q = { type: t.name, namespace: opts.namespace, tags: opts.selector, observed: opts.observed };
   if (name) {
     let r: Res;

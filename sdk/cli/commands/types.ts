@@ -60,12 +60,23 @@ export async function listTypes(client: Client): Promise<TypeInfo[]> {
   return (await client.json<Resource[]>('GET', '/v1/resources?type=type')).map(typeInfo);
 }
 
-/** The type `word` names (name, plural or short name, any case); a usage error if none. */
-export async function resolveType(client: Client, word: string): Promise<TypeInfo> {
+/**
+ * The type `word` names (name, plural or short name, any case); an error if none. An actor who
+ * may not list types gets the built-in short names and plurals, and `known: false`.
+ */
+export async function resolveType(client: Client, word: string): Promise<TypeInfo & { known: boolean }> {
   const w = word.toLowerCase();
-  const types = await listTypes(client);
+  let types: TypeInfo[];
+  try {
+    types = await listTypes(client);
+  } catch (e) {
+    if (!(e instanceof CliError) || (e.status !== 403 && e.status !== 422)) throw e;
+    const builtin = Object.keys(SHORT).find((n) => n === w || plural(n) === w || SHORT[n].includes(w));
+    const name = builtin ?? (w.endsWith('s') && !w.endsWith('ss') ? w.replace(/(?:es|s)$/, '') : w);
+    return { name, plural: plural(name), shortNames: SHORT[name] ?? [], description: '', scope: 'namespaced', observed: false, schema: {}, known: false };
+  }
   const t = types.find((t) => t.name === w) ?? types.find((t) => t.plural === w || t.shortNames.includes(w));
-  if (t) return t;
+  if (t) return { ...t, known: true };
   const near = types.filter((t) => t.name.startsWith(w.slice(0, 3))).map((t) => t.name);
   throw new CliError(`unknown type "${word}"${near.length ? ` (did you mean ${near.join(' or ')}?)` : ''}; 'os0 get type' lists the types and their short names`, 1);
 }

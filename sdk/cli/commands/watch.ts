@@ -60,7 +60,7 @@ export async function watch(word: string, opts: Common & { namespace?: string; s
   const client = new Client(opts);
   const { resolveType } = await import('./types.ts');
   const t = await resolveType(client, word);
-  if (opts.observed && !t.observed) throw new CliError(`${t.name} has no observed state to watch; watch its desired state without --observed`);
+  if (opts.observed && t.known && !t.observed) throw new CliError(`${t.name} has no observed state to watch; watch its desired state without --observed`);
   const q = { type: t.name, namespace: opts.namespace, tags: opts.selector, observed: opts.observed ? 'true' : undefined };
   if (cursor === undefined) {
     const res = await client.fetch('GET', `/v1/resources${qs(q)}`);
