@@ -169,6 +169,22 @@ describe('watch', () => {
     }
   }, 60_000);
 
+  it('-l selects on the stream too (k!=v, !k)', async () => {
+    const at = await index();
+    const w = spawnCli(['watch', 'cfg', '-n', 'shop', '-l', '!canary,role!=cache', '-o', 'json', '--since', String(at)], { env: { OS0_URL: s.url, OS0_TOKEN: s.token } });
+    const out = lines(w);
+    try {
+      const c = client(s);
+      await c.submit({ op: 'apply', resource: { type: 'configuration', namespace: 'shop', name: 'web', tags: { role: 'web', canary: 'yes' }, data: { v: 9 } } });
+      await c.submit({ op: 'apply', resource: { type: 'configuration', namespace: 'shop', name: 'cache', tags: { role: 'cache' }, data: {} } });
+      await c.submit({ op: 'apply', resource: { type: 'configuration', namespace: 'shop', name: 'db', tags: { role: 'db' }, data: { v: 9 } } });
+      const got = (await out.waitFor(1)).map((l) => JSON.parse(l));
+      expect(got.map((e) => `${e.action} ${e.resource.name}`)).toEqual(['update db']);
+    } finally {
+      w.kill('SIGTERM');
+    }
+  });
+
   it('when it cannot resume, says why in one line; --since abc is a usage error', async () => {
     const at = await index();
     fails(await os0(['watch', 'cfg', '--since', String(at + 1000)]), 1, /^os0: since \d+ is beyond the end of the log/);

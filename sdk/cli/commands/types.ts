@@ -90,7 +90,8 @@ export function typeTable(types: TypeInfo[]): string[][] {
 
 export async function explain(word: string, opts: Common): Promise<void> {
   const f = format(opts.output);
-  const t = await resolveType(new Client(opts), word);
+  const { known, ...t } = await resolveType(new Client(opts), word);
+  if (!known) throw new CliError(`you may not read types, so there is no schema of ${t.name} to show; ask an admin for a policy granting list on type`);
   if (f !== 'table') return print(f, t, () => []);
   const out: string[] = [];
   out.push(`TYPE:        ${t.name} (${[t.plural, ...t.shortNames].join(', ')})`);
