@@ -47,6 +47,13 @@ export interface SubmitResult {
   index: number;
   /** The stored resources, in command order (for a delete: the resource deleted). */
   resources: Resource[];
+  /**
+   * Resources an `apply` left as they were because the document matched them already: they are
+   * not in `resources`, no log record names them and no subscriber hears of them. When every
+   * command of a submission is unchanged, nothing is written and `index` is the last index
+   * that state depends on.
+   */
+  unchanged?: Resource[];
 }
 
 export interface SubmitOptions {
@@ -63,6 +70,32 @@ interface Pending {
   keys: string[];
   resolve: (r: SubmitResult) => void;
   reject: (e: unknown) => void;
+}
+
+/** Whether an apply of `input` would store exactly what `old` holds (key order aside). */
+function sameContent(old: Resource, input: Command['resource']): boolean {
+  if (input.id !== undefined && input.id !== old.id) return false;
+  return (
+    deepEqual(old.data, input.data) &&
+    deepEqual(old.tags, input.tags ?? {}) &&
+    deepEqual(old.owner, input.owner) &&
+    deepEqual(old.cost, input.cost)
+  );
+}
+
+function deepEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) {
+    const bb = b as unknown[];
+    return a.length === bb.length && a.every((v, i) => deepEqual(v, bb[i]));
+  }
+  const ka = Object.keys(a);
+  const ob = b as Record<string, unknown>;
+  if (ka.length !== Object.keys(ob).length) return false;
+  const oa = a as Record<string, unknown>;
+  return ka.every((k) => Object.hasOwn(ob, k) && deepEqual(oa[k], ob[k]));
 }
 
 let isoMs = 0;
@@ -258,6 +291,7 @@ export class Core {
     const body = new BodyWriter(`"${time}"`, this.actorJson(actor));
     // What a cascade adds is not the submitter's to split: it counts against the record's limit only.
     let cascadeChars = 0;
+    let unchanged: Resource[] | undefined;
     const emit = (change: PlannedChange, key: string): void => {
       for (const f of this.admitFilters) {
         f.admit!(change, ctx);
@@ -306,6 +340,10 @@ export class Core {
           throw new OsError('conflict', `${describe(ns, type, name)} is at revision ${old?.revision ?? 0}, not ${cmd.expect} as expected; read it again and retry`);
         }
         if (old && input.id !== undefined && input.id !== old.id) throw new OsError('conflict', `${describe(ns, type, name)} has id ${old.id}, not ${input.id}`);
+        if (cmd.op === 'apply' && old && sameContent(old, input)) {
+          (unchanged ??= []).push(old);
+          continue;
+        }
         if (cmd.op === 'delete') {
           emit({ command: cmd, old, next: null }, key);
           this.cascade(old!, cmd, emit, () => local);
@@ -352,6 +390,7 @@ export class Core {
       this.countRejection(e);
       return Promise.reject(e);
     }
+    if (planned.length === 0) return this.settleUnchanged(unchanged ?? []);
     const record = encodeRecord(index, text);
     this.nextIndex++;
     for (let i = 0; i < planned.length; i++) {
@@ -367,8 +406,29 @@ export class Core {
     }
     this.counters.accepted++;
     return new Promise<SubmitResult>((resolve, reject) => {
-      this.pending.push({ index, time, actor, planned, keys, resolve, reject });
+      const done = unchanged ? (r: SubmitResult) => resolve({ ...r, unchanged }) : resolve;
+      this.pending.push({ index, time, actor, planned, keys, resolve: done, reject });
       this.wal.append(record, index);
+    });
+  }
+
+  /**
+   * A submission that changes nothing writes nothing. What it was compared with may still be in
+   * the overlay (accepted, not yet durable): it answers once that is durable, or fails with it.
+   */
+  private settleUnchanged(unchanged: Resource[]): Promise<SubmitResult> {
+    const last = this.pending.at(-1);
+    if (!last) return Promise.resolve({ index: this.applied, resources: [], unchanged });
+    return new Promise<SubmitResult>((resolve, reject) => {
+      const { resolve: resolveLast, reject: rejectLast } = last;
+      last.resolve = (r) => {
+        resolveLast(r);
+        resolve({ index: last.index, resources: [], unchanged });
+      };
+      last.reject = (e) => {
+        rejectLast(e);
+        reject(e);
+      };
     });
   }
 

@@ -19,12 +19,15 @@ interface Body {
   allowDowngrade: boolean;
   expect?: Record<string, string>;
   action: 'install' | 'upgrade';
+  /** A registry added with os0 registry add (its name), or a registry URL; default the embedded one. */
+  registry?: string;
 }
 
 function body(raw: unknown): Body {
   if (!isRecord(raw) || typeof raw.app !== 'string' || raw.app === '') throw new OsError('invalid', 'send {"app": NAME, "range"?: SEMVER_RANGE}');
   if (raw.range !== undefined && typeof raw.range !== 'string') throw new OsError('invalid', '"range" must be a semver range string such as "^1.0.0"');
   if (raw.action !== undefined && raw.action !== 'install' && raw.action !== 'upgrade') throw new OsError('invalid', '"action" must be install or upgrade');
+  if (raw.registry !== undefined && (typeof raw.registry !== 'string' || raw.registry === '')) throw new OsError('invalid', '"registry" must name a registry (os0 registry ls) or be its URL');
   if (raw.expect !== undefined && (!isRecord(raw.expect) || Object.values(raw.expect).some((v) => typeof v !== 'string'))) throw new OsError('invalid', '"expect" must map app names to package digests');
   return {
     app: raw.app,
@@ -32,6 +35,7 @@ function body(raw: unknown): Body {
     allowDowngrade: raw.allowDowngrade === true,
     expect: raw.expect as Record<string, string> | undefined,
     action: (raw.action as 'install' | 'upgrade' | undefined) ?? 'install',
+    registry: raw.registry as string | undefined,
   };
 }
 
@@ -39,15 +43,15 @@ export function mountStore(api: Api, store: Store): void {
   const app = api.app;
   app.post('/v1/store/plan', async (c) => {
     const b = body(await readJson(c));
-    return c.json(await store.plan(c.get('actor'), b.app, b.range, b.action, { allowDowngrade: b.allowDowngrade }));
+    return c.json(await store.plan(c.get('actor'), b.app, b.range, b.action, { allowDowngrade: b.allowDowngrade, registry: b.registry }));
   });
   app.post('/v1/store/install', async (c) => {
     const b = body(await readJson(c));
-    return c.json(await store.install(c.get('actor'), b.app, b.range, { expect: b.expect, allowDowngrade: b.allowDowngrade }), 201);
+    return c.json(await store.install(c.get('actor'), b.app, b.range, { expect: b.expect, allowDowngrade: b.allowDowngrade, registry: b.registry }), 201);
   });
   app.post('/v1/store/upgrade', async (c) => {
     const b = body(await readJson(c));
-    return c.json(await store.upgrade(c.get('actor'), b.app, b.range, { allowDowngrade: b.allowDowngrade, expect: b.expect }));
+    return c.json(await store.upgrade(c.get('actor'), b.app, b.range, { allowDowngrade: b.allowDowngrade, expect: b.expect, registry: b.registry }));
   });
   app.delete('/v1/store/apps/:name', async (c) => c.json(await store.uninstall(c.get('actor'), c.req.param('name'), { force: c.req.query('force') === 'true' })));
   app.get('/v1/store/apps', (c) => c.json(store.list(c.get('actor'))));

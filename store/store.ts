@@ -1,5 +1,5 @@
 /**
- * The app store inside osØ (ARCHITECTURE.md "Packages, registry and store"): apps installed from
+ * The app store inside osØ (docs/apps.md): apps installed from
  * a registry as resources, made invocable in the sandbox, upgraded through their own migration
  * program, and removed with exactly what their install wrote. See README.md beside this file.
  *
@@ -122,6 +122,9 @@ export class Store {
   private readonly registryUrl: string;
   private readonly report: (m: string) => void;
   private readonly loadErrors = new Map<string, string>();
+  /** The registry of the install or upgrade under way (they run one at a time: serial). */
+  private active: { client: RegistryClient; url: string } | null = null;
+  private readonly clients = new Map<string, RegistryClient>();
   private tail: Promise<void> = Promise.resolve();
 
   private constructor(opts: StoreOptions) {
@@ -133,6 +136,31 @@ export class Store {
     this.registryUrl = opts.registryUrl.replace(/\/+$/, '');
     this.report = opts.report ?? (() => {});
     this.client = new RegistryClient({ url: this.registryUrl, trust: () => trustPolicy(this.sys.core), state: this.state, registryKey: opts.registryKey });
+  }
+
+  /**
+   * The registry to install from: the embedded one (undefined, or its URL), one added with
+   * `os0 registry add` (by name or URL: its pinned metadata key), or another URL (its key pinned
+   * on first use, as the client always did). Every client check holds for each.
+   */
+  private registryFor(nameOrUrl: string | undefined): { client: RegistryClient; url: string } {
+    if (nameOrUrl === undefined || nameOrUrl.replace(/\/+$/, '') === this.registryUrl) return { client: this.client, url: this.registryUrl };
+    const isUrl = /^https?:\/\//.test(nameOrUrl);
+    const url = nameOrUrl.replace(/\/+$/, '');
+    const added = isUrl
+      ? this.sys.core.query({ type: 'registry' }).find((r) => (r.data as { url: string }).url.replace(/\/+$/, '') === url)
+      : this.sys.core.get('registry', nameOrUrl);
+    if (!isUrl && !added) throw new OsError('not_found', `no registry named ${nameOrUrl}; 'os0 registry ls' lists them, 'os0 registry add NAME URL' adds one`);
+    const d = added?.data as { url: string; metadataKey: string } | undefined;
+    const target = d ? d.url.replace(/\/+$/, '') : url;
+    const key = `${target} ${d?.metadataKey ?? ''}`;
+    let client = this.clients.get(key);
+    if (!client) {
+      if (this.clients.size >= 64) this.clients.clear();
+      client = new RegistryClient({ url: target, trust: () => trustPolicy(this.sys.core), state: this.state, registryKey: d?.metadataKey });
+      this.clients.set(key, client);
+    }
+    return { client, url: target };
   }
 
   /** Opens the store and makes every installed app invocable again. */
@@ -195,21 +223,29 @@ export class Store {
 
   list(actor: Actor): AppStatus[] {
     this.sys.authorize(actor, 'list', 'app', '');
-    return this.installedApps()
+    const installed = this.installedApps();
+    const names = new Set(installed.map((r) => r.name));
+    // Folders loaded with `os0 up --app` are listed too: unsigned, from their folder.
+    const folders: AppStatus[] = this.invoker
+      .loaded()
+      .filter((a) => !names.has(a.manifest.name))
+      .map((a) => ({ name: a.manifest.name, version: a.manifest.version, keyId: '-', description: a.manifest.description ?? '', capabilities: Object.keys(a.manifest.capabilities), dependencies: a.manifest.dependencies ?? {}, status: `loaded from ${a.dir}` }));
+    return installed
       .map((r) => {
         const d = r.data as AppData;
         const live = this.invoker.app(r.name);
         const status = this.loadErrors.get(r.name) ?? (live?.manifest.version === d.version ? 'active' : 'not loaded');
         return { name: r.name, version: d.version, keyId: d.keyId, description: d.description, capabilities: Object.keys(d.manifest.capabilities), dependencies: d.dependencies, status };
       })
+      .concat(folders)
       .sort((a, b) => (a.name < b.name ? -1 : 1));
   }
 
   /** What install (or upgrade) would do, with every package fetched and verified; writes nothing. */
-  plan(actor: Actor, name: string, range: string, action: 'install' | 'upgrade', opts: { allowDowngrade?: boolean } = {}): Promise<Plan> {
+  plan(actor: Actor, name: string, range: string, action: 'install' | 'upgrade', opts: { allowDowngrade?: boolean; registry?: string } = {}): Promise<Plan> {
     return this.serial(async () => {
       try {
-        const { prepared, notices } = await this.prepare(actor, name, range, action, opts.allowDowngrade === true);
+        const { prepared, notices } = await this.prepare(actor, name, range, action, opts.allowDowngrade === true, opts.registry);
         return { apps: prepared.map((p) => this.describe(p)), notices };
       } finally {
         this.state.discard();
@@ -217,10 +253,10 @@ export class Store {
     });
   }
 
-  install(actor: Actor, name: string, range: string, opts: { expect?: Record<string, string>; allowDowngrade?: boolean } = {}): Promise<Done> {
+  install(actor: Actor, name: string, range: string, opts: { expect?: Record<string, string>; allowDowngrade?: boolean; registry?: string } = {}): Promise<Done> {
     return this.serial(async () => {
       try {
-        const { prepared, notices } = await this.prepare(actor, name, range, 'install', opts.allowDowngrade === true);
+        const { prepared, notices } = await this.prepare(actor, name, range, 'install', opts.allowDowngrade === true, opts.registry);
         this.checkExpected(prepared, opts.expect);
         const apps = prepared.map((p) => this.describe(p));
         const commands: Command[] = [];
@@ -233,10 +269,10 @@ export class Store {
     });
   }
 
-  upgrade(actor: Actor, name: string, range: string, opts: { allowDowngrade?: boolean; expect?: Record<string, string> } = {}): Promise<Done> {
+  upgrade(actor: Actor, name: string, range: string, opts: { allowDowngrade?: boolean; expect?: Record<string, string>; registry?: string } = {}): Promise<Done> {
     return this.serial(async () => {
       try {
-        const { prepared, notices } = await this.prepare(actor, name, range, 'upgrade', opts.allowDowngrade === true);
+        const { prepared, notices } = await this.prepare(actor, name, range, 'upgrade', opts.allowDowngrade === true, opts.registry);
         this.checkExpected(prepared, opts.expect);
         const current = this.sys.core.get('app', name)!;
         const from = current.data as AppData;
@@ -305,8 +341,14 @@ export class Store {
 
   // ---- planning ----
 
-  private async prepare(actor: Actor, name: string, range: string, action: 'install' | 'upgrade', allowDowngrade: boolean): Promise<{ prepared: Prepared[]; notices: string[] }> {
+  private async prepare(actor: Actor, name: string, range: string, action: 'install' | 'upgrade', allowDowngrade: boolean, registry?: string): Promise<{ prepared: Prepared[]; notices: string[] }> {
     try {
+      // An upgrade comes from the registry the app was installed from, unless told otherwise.
+      // (only one still added: the embedded registry's URL changes with the instance's port).
+      const recorded = action === 'upgrade' ? (this.sys.core.get('app', name)?.data as AppData | undefined)?.registry?.replace(/\/+$/, '') : undefined;
+      const stillAdded = recorded !== undefined && this.sys.core.query({ type: 'registry' }).some((r) => (r.data as { url: string }).url.replace(/\/+$/, '') === recorded);
+      const from = registry ?? (stillAdded ? recorded : undefined);
+      this.active = this.registryFor(from);
       return await this.prepareOrThrow(actor, name, range, action, allowDowngrade);
     } catch (e) {
       throw asOsError(e);
@@ -329,7 +371,8 @@ export class Store {
         if (want !== undefined) dependents.push({ name, range: want, by: `${r.name}@${d.version}` });
       }
     }
-    const resolved = await resolve(this.client, { name, range, by: 'you' }, installed, action === 'upgrade' ? name : undefined, dependents);
+    const client = this.active?.client ?? this.client;
+    const resolved = await resolve(client, { name, range, by: 'you' }, installed, action === 'upgrade' ? name : undefined, dependents);
     if (action === 'upgrade') {
       const target = resolved.find((r) => r.name === name)!;
       if (target.version === current) throw new OsError('conflict', `${name}@${current} is installed and is the highest version matching ${range}; nothing to upgrade`);
@@ -340,7 +383,7 @@ export class Store {
     const notices: string[] = [];
     const prepared: Prepared[] = [];
     for (const r of resolved) {
-      const pkg = await this.client.fetch(r.name, r.version, { allowRollback: allowDowngrade });
+      const pkg = await client.fetch(r.name, r.version, { allowRollback: allowDowngrade });
       if (pkg.version !== r.version || pkg.digest !== r.entry.digest) {
         throw new OsError('conflict', `the registry served ${r.name}@${pkg.version} (${pkg.digest}) for ${r.name}@${r.version} (${r.entry.digest}); refusing it`);
       }
@@ -412,7 +455,7 @@ export class Store {
       digest: p.pkg.digest,
       integrity: p.pkg.integrity,
       keyId: p.pkg.keyId,
-      registry: this.registryUrl,
+      registry: this.active?.url ?? this.registryUrl,
       dependencies: m.dependencies ?? {},
       permissions: m.permissions,
       manifest: m,

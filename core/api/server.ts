@@ -1,5 +1,5 @@
 /**
- * The HTTP API (CONTRACT.md "HTTP API"): Hono over node's HTTP server. Other layers add their
+ * The HTTP API (docs/api.md): Hono over node's HTTP server. Other layers add their
  * routes with `api.app.route(...)`; nothing here knows about them.
  */
 import { Hono, type Context } from 'hono';
@@ -14,6 +14,7 @@ import { matchesChange, type HandlerQuery } from '../handlers.ts';
 import { checkDepth, LIMITS, type Resource } from '../resource.ts';
 import type { System } from '../system.ts';
 import { redact } from '../secrets/secrets.ts';
+import { parseSelector, residual, selects } from '../tree/selector.ts';
 import type { Query } from '../tree/tree.ts';
 
 export interface ApiOptions {
@@ -32,22 +33,6 @@ export function errorBody(e: unknown): { status: number; body: { error: { code: 
 }
 
 const TAG_KEY = /^[A-Za-z0-9](?:[A-Za-z0-9._\/-]{0,61}[A-Za-z0-9])?$/;
-
-/** `k=v,k2=v2` → {k: v, k2: v2}; keys must be tag keys (so `__proto__` is refused, not ignored). */
-export function parseTags(s: string | undefined): Record<string, string> | undefined {
-  if (!s) return undefined;
-  const out: Record<string, string> = Object.create(null);
-  const parts = s.split(',');
-  if (parts.length > LIMITS.tagCount) throw new OsError('invalid', `a tag selector may name at most ${LIMITS.tagCount} tags`);
-  for (const part of parts) {
-    const eq = part.indexOf('=');
-    if (eq <= 0) throw new OsError('invalid', `tag selector "${part.slice(0, 80)}" must be key=value`);
-    const k = part.slice(0, eq);
-    if (!TAG_KEY.test(k)) throw new OsError('invalid', `tag key "${k.slice(0, 80)}" must be letters, digits, '.', '_', '/', '-', starting and ending with a letter or digit`);
-    out[k] = part.slice(eq + 1);
-  }
-  return out;
-}
 
 /** A handler's query from a request body: {type?, namespace?, tags?} of strings, nothing else. */
 function handlerQueryOf(raw: unknown): HandlerQuery {
@@ -83,11 +68,13 @@ function queryOf(c: Context): Query {
   const type = c.req.query('type') || undefined;
   const observed = c.req.query('observed') === 'true';
   const limit = c.req.query('limit');
+  const sel = parseSelector(c.req.query('tags'));
   return {
     type: type && observed ? `${type}/observed` : type,
     namespace: c.req.query('namespace') || undefined,
     exact: c.req.query('exact') === 'true',
-    tags: parseTags(c.req.query('tags')),
+    tags: sel?.equal,
+    select: residual(sel),
     limit: limit ? Math.max(1, Number(limit) | 0) : undefined,
   };
 }
@@ -114,7 +101,7 @@ export class Api {
       const { status, body } = errorBody(e);
       return c.json(body, status as 400);
     });
-    app.notFound((c) => c.json({ error: { code: 'not_found', message: `no route ${c.req.method} ${c.req.path}; see CONTRACT.md "HTTP API"` } }, 404));
+    app.notFound((c) => c.json({ error: { code: 'not_found', message: `no route ${c.req.method} ${c.req.path}; the routes are listed in docs/api.md` } }, 404));
     app.get('/healthz', (c) => c.json({ ok: true, index: sys.core.index }));
     const auth = async (c: Context<Env>, next: () => Promise<void>): Promise<void> => {
       const h = c.req.header('authorization');
@@ -139,7 +126,8 @@ export class Api {
     app.post('/v1/commands', async (c) => {
       const body = await readJson(c);
       const res = await sys.submit(body, c.get('actor'));
-      return c.json({ index: res.index, resources: res.resources.map((r) => this.present(r)) });
+      const resources = res.resources.map((r) => this.present(r));
+      return c.json(res.unchanged ? { index: res.index, resources, unchanged: res.unchanged.map((r) => this.present(r)) } : { index: res.index, resources });
     });
 
     app.get('/v1/resources', (c) => {
@@ -148,14 +136,23 @@ export class Api {
       c.header('x-os0-index', String(sys.core.index));
       if (name) {
         if (!q.type) throw new OsError('invalid', 'a get by name needs a type');
-        if (c.req.query('reveal') === 'true') {
-          if (q.type !== 'secret') throw new OsError('invalid', 'reveal=true is for secrets');
-          const values = sys.reveal(c.get('actor'), q.namespace ?? '', name);
-          return c.json({ ...this.present(sys.get(c.get('actor'), q.type, name, q.namespace ?? '')), data: values });
+        const ns = q.namespace ?? '';
+        try {
+          if (c.req.query('reveal') === 'true') {
+            if (q.type !== 'secret') throw new OsError('invalid', 'reveal=true is for secrets');
+            const values = sys.reveal(c.get('actor'), ns, name);
+            return c.json({ ...this.present(sys.get(c.get('actor'), q.type, name, ns)), data: values });
+          }
+          return c.json(this.present(sys.get(c.get('actor'), q.type, name, ns)));
+        } catch (e) {
+          if (e instanceof OsError && e.code === 'not_found' && ns && !sys.core.get('namespace', ns)) throw new OsError('not_found', `namespace ${ns} does not exist; 'os0 get namespace' lists them`);
+          throw e;
         }
-        return c.json(this.present(sys.get(c.get('actor'), q.type, name, q.namespace ?? '')));
       }
       const list = sys.list(c.get('actor'), q).sort(byKey);
+      if (list.length === 0 && q.namespace && !sys.core.get('namespace', q.namespace)) {
+        throw new OsError('not_found', `namespace ${q.namespace} does not exist; 'os0 get namespace' lists them`);
+      }
       return c.json(list.map((r) => this.present(r)));
     });
 
@@ -163,8 +160,9 @@ export class Api {
 
     app.get('/v1/log', async (c) => {
       const actor = c.get('actor');
-      const since = intParam(c.req.query('since'), 'since') ?? Math.max(0, sys.core.index - 100);
-      const limit = Math.min(Number(c.req.query('limit') ?? 1000) || 1000, 10_000);
+      const limit = Math.min(intParam(c.req.query('limit'), 'limit') || 1000, 10_000);
+      // Without since: the newest records (the last 100, or the last `limit`).
+      const since = intParam(c.req.query('since'), 'since') ?? Math.max(0, sys.core.index - (c.req.query('limit') ? limit : 100), sys.core.history.firstIndex - 1);
       const recs = await sys.core.history.read(since + 1, limit);
       if (recs === 'gone') throw new OsError('conflict', `index ${since} is older than the retained log (from ${sys.core.history.firstIndex}); ask for a later one`);
       // A record shows (with its time and actor) only if the reader may list something it changed.
@@ -311,7 +309,7 @@ export class Api {
     if (start < sys.core.history.firstIndex - 1) {
       throw new OsError('conflict', `index ${start} is older than the retained log (from ${sys.core.history.firstIndex}): re-list, then watch from the list's index`);
     }
-    const hq: HandlerQuery = { type: q.type, namespace: q.namespace, tags: q.tags };
+    const hq: HandlerQuery & { select?: Query['select'] } = { type: q.type, namespace: q.namespace, tags: q.tags, select: q.select };
     const res = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
     if (!res) throw new OsError('internal', 'watches need the node HTTP server');
     // Written straight to node's response: one event text per change is shared by every
@@ -343,7 +341,7 @@ export class Api {
     return n;
   }
 
-  private async pump(res: ServerResponse, actor: Actor, tokenId: string, hq: HandlerQuery, start: number): Promise<void> {
+  private async pump(res: ServerResponse, actor: Actor, tokenId: string, hq: HandlerQuery & { select?: Query['select'] }, start: number): Promise<void> {
     const sys = this.sys;
     sys.watchers++;
     let open = true;
@@ -378,7 +376,7 @@ export class Api {
           for (let i = 0; i < rec.changes.length; i++) {
             const ch = rec.changes[i];
             const r = (ch.new ?? ch.old)!;
-            if (!matchesChange(hq, ch) || !ok(r)) continue;
+            if (!matchesChange(hq, ch) || (hq.select && !selects(hq.select, r.tags)) || !ok(r)) continue;
             chunk += this.eventText(rec, i);
           }
           cursor = rec.index;

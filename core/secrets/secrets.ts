@@ -1,5 +1,5 @@
 /**
- * Secrets sealed at rest (ARCHITECTURE.md "Secrets").
+ * Secrets sealed at rest (docs/architecture.md, and README.md beside this file).
  *
  * A `secret` resource is written as {KEY: VALUE, ...} and stored as {keys: [KEY, ...], sealed}:
  * the values are sealed by a check filter, before any other filter that could show them (app

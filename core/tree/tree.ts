@@ -9,6 +9,7 @@
  * Resources are shared, frozen-by-convention objects: callers must not mutate what they get.
  */
 import type { Resource } from '../resource.ts';
+import { selects, type TagSelector } from './selector.ts';
 
 class NsNode {
   readonly path: string;
@@ -29,6 +30,8 @@ export interface Query {
   exact?: boolean;
   /** Every key=value must match. */
   tags?: Record<string, string>;
+  /** More tag requirements (k, !k, k!=v: see selector.ts); `k` is answered from the tag index. */
+  select?: TagSelector;
   /** Stop after this many results. */
   limit?: number;
   /**
@@ -116,26 +119,38 @@ export class Tree {
     const limit = q.limit ?? Infinity;
     const ns = q.namespace ?? '';
     const tagKeys = q.tags ? Object.keys(q.tags) : [];
-    if (tagKeys.length > 0) {
-      // Start from the most selective tag and filter the rest.
-      let best: Map<string, Resource> | undefined;
+    const sel = q.select && (q.select.notEqual || q.select.present?.length || q.select.absent?.length) ? q.select : undefined;
+    if (tagKeys.length > 0 || sel?.present?.length) {
+      // Start from the most selective tag (k=v, else all values of k) and filter the rest.
+      let best: Iterable<Resource> | undefined;
+      let bestSize = Infinity;
       for (const k of tagKeys) {
         const m = this.tagIndex.get(k)?.get(q.tags![k]);
         if (!m) return out;
-        if (!best || m.size < best.size) best = m;
+        if (m.size < bestSize) [best, bestSize] = [m.values(), m.size];
       }
-      for (const r of best!.values()) {
+      if (!best) {
+        for (const k of sel!.present!) {
+          const vals = this.tagIndex.get(k);
+          if (!vals) return out;
+          let n = 0;
+          for (const m of vals.values()) n += m.size;
+          if (n < bestSize) [best, bestSize] = [(function* () { for (const m of vals.values()) yield* m.values(); })(), n];
+        }
+      }
+      for (const r of best!) {
         if (q.type !== undefined && r.type !== q.type) continue;
         if (q.exact ? r.namespace !== ns : !underNs(r.namespace, ns)) continue;
         if (q.admit && !q.admit(r.namespace, r.type)) continue;
         let ok = true;
         for (const k of tagKeys) if (r.tags[k] !== q.tags![k]) ok = false;
+        if (ok && sel && !selects(sel, r.tags)) ok = false;
         if (ok && out.push(r) >= limit) break;
       }
       return out;
     }
     const collect = (names: Map<string, Resource> | undefined): boolean => {
-      if (names) for (const r of names.values()) if (out.push(r) >= limit) return true;
+      if (names) for (const r of names.values()) if ((!sel || selects(sel, r.tags)) && out.push(r) >= limit) return true;
       return false;
     };
     const admit = q.admit;

@@ -143,4 +143,9 @@ export const BUILTIN_TYPES: Record<string, TypeSpec> = {
   process: { description: 'A process running on a machine (observed)', schema: free },
   'assignment-request': { description: 'A request to place work on a machine', schema: free },
   assignment: { description: 'Work placed on a machine', schema: free, observed: true },
+  registry: {
+    description: 'A package registry apps install from (os0 registry add), with its pinned metadata key',
+    scope: 'cluster',
+    schema: obj({ url: { type: 'string', pattern: '^https?://' }, metadataKey: { type: 'string' }, description: { type: 'string', maxLength: 1000 } }, ['url', 'metadataKey']),
+  },
 };

@@ -146,6 +146,11 @@ export class Invoker {
     return this.apps.get(name);
   }
 
+  /** Every app invocable now (installed ones and folders loaded with `os0 up --app`). */
+  loaded(): LoadedApp[] {
+    return [...this.apps.values()];
+  }
+
   /**
    * Stops an app's handlers and makes it no longer invocable. Its handlers' cursors are kept (a
    * restart resumes them) unless `forget` (an uninstall: a later install starts afresh).

@@ -57,7 +57,7 @@ export interface DriverSpec extends CapabilitySpec {
   types: string[];
 }
 
-/** A service the app runs on the fleet (CONTRACT.md "Fleet"): install declares it, the scheduler runs it. */
+/** A service the app runs on the fleet (docs/cli.md): install declares it, the scheduler runs it. */
 export interface ServiceSpec {
   description?: string;
   replicas?: number;
@@ -267,7 +267,7 @@ export function readManifestFile(dir: string): { file: string; bytes: Buffer } {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === undefined) throw e;
-    throw new Error(code === 'ENOENT' ? `${dir}: no os0.json; an app folder needs a manifest (see CONTRACT.md "Apps")` : `${file}: cannot read it (${(e as Error).message})`);
+    throw new Error(code === 'ENOENT' ? `${dir}: no os0.json; an app folder needs a manifest (docs/apps.md describes it)` : `${file}: cannot read it (${(e as Error).message})`);
   }
 }
 

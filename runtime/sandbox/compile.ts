@@ -62,9 +62,19 @@ export function forgetCompiled(): void {
 
 export const sha256 = (data: string | Buffer): string => createHash('sha256').update(data).digest('hex');
 
+function realPath(p: string): string {
+  try {
+    return fs.realpathSync(p);
+  } catch {
+    return p; // missing: the build reports it
+  }
+}
+
 export async function compile(entryFile: string, opts: CompileOptions = {}): Promise<Program> {
-  const entryAbs = path.resolve(entryFile);
-  const root = path.resolve(opts.rootDir ?? path.dirname(entryAbs));
+  // Real paths: esbuild reports inputs relative to the real working directory, so a folder
+  // reached through a symlink would otherwise be read back from the wrong place.
+  const entryAbs = realPath(path.resolve(entryFile));
+  const root = realPath(path.resolve(opts.rootDir ?? path.dirname(entryAbs)));
   const key = `${entryAbs}\0${root}`;
 
   const hit = memory.get(key);

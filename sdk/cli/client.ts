@@ -7,9 +7,12 @@ import { ApiClient, ApiError, type RequestOptions } from '../../core/api/client/
 
 export class CliError extends Error {
   readonly exitCode: number;
-  constructor(message: string, exitCode = 1) {
+  /** The HTTP status the server answered with; undefined when it was not reached. */
+  readonly status: number | undefined;
+  constructor(message: string, exitCode = 1, status?: number) {
     super(message);
     this.exitCode = exitCode;
+    this.status = status;
   }
 }
 
@@ -25,7 +28,7 @@ const CLI_TIMEOUT_MS = 600_000;
 export function cliError(e: unknown, url: string): unknown {
   if (!(e instanceof ApiError)) return e;
   if (e.code === 'unreachable') return new CliError(`cannot reach osØ at ${url}${e.errno ? ` (${e.errno})` : ''}; is 'os0 up' running? (set OS0_URL or --url)`);
-  return new CliError(e.message);
+  return new CliError(e.message, 1, e.status || undefined);
 }
 
 export class Client {

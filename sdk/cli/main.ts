@@ -15,6 +15,18 @@ const program = new Command('os0')
   .showHelpAfterError('(run os0 --help for usage)')
   .exitOverride();
 
+/**
+ * `os0 up` listens where the clients of this shell look: the port of OS0_URL when that names
+ * this machine (127.0.0.1 or localhost), else 7070.
+ */
+function defaultUpPort(): string {
+  try {
+    const u = new URL(process.env.OS0_URL ?? '');
+    if ((u.hostname === '127.0.0.1' || u.hostname === 'localhost') && u.port) return u.port;
+  } catch {}
+  return '7070';
+}
+
 /** The client flags every remote command takes. */
 function remote(cmd: Command): Command {
   return cmd
@@ -28,7 +40,7 @@ program
   .command('up')
   .description('start osØ on this machine with embedded defaults')
   .option('--data <dir>', 'data directory', './.os0')
-  .option('--port <n>', 'API port (the registry listens on port+1)', '7070')
+  .option('--port <n>', 'API port (the registry listens on port+1); default the port of a loopback $OS0_URL, else 7070', defaultUpPort())
   .option('--bus <url>', 'embedded, or nats://HOST:PORT')
   .option('--retain-records <n>', 'log records kept on disk for watches to resume from (500000)')
   .option('--history-records <n>', 'log records kept in memory for watches and handlers (2048)')
@@ -39,12 +51,13 @@ program
 
 remote(program.command('apply').description('create or update the resources in a YAML or JSON file'))
   .option('-f, --file <file>', 'file with one or more resource documents, or - for standard input')
+  .option('-n, --namespace <ns>', 'namespace for documents that name none (cluster-wide types keep none)')
   .option('--atomic', 'apply all documents in one atomic batch')
   .action(async (o) => (await import('./commands/resources.ts')).apply(o));
 
-remote(program.command('get').description('list resources of a type, or show one').argument('<type>').argument('[name]'))
+remote(program.command('get').description('list resources of a type, or show one (types: os0 get type)').argument('<type>', 'a type, its plural or short name (ns, cfg, svc...)').argument('[name]'))
   .option('-n, --namespace <ns>', 'namespace (and everything below it)')
-  .option('-l, --selector <tags>', 'tags, k=v,k2=v2')
+  .option('-l, --selector <tags>', 'tags: k=v, k!=v, k (present), !k (absent), comma-separated')
   .option('--observed', 'the observed state')
   .option('--reveal', "a secret's values (needs the reveal verb)")
   .action(async (type, name, o) => (await import('./commands/resources.ts')).get(type, name, o));
@@ -53,16 +66,19 @@ remote(program.command('delete').description('delete a resource (and what it own
   .option('-n, --namespace <ns>', 'namespace')
   .action(async (type, name, o) => (await import('./commands/resources.ts')).del(type, name, o));
 
-remote(program.command('watch').description('stream changes to resources of a type').argument('<type>'))
+remote(program.command('watch').description('list resources of a type, then stream their changes (reconnects and resumes)').argument('<type>'))
   .option('-n, --namespace <ns>', 'namespace (and everything below it)')
-  .option('-l, --selector <tags>', 'tags, k=v,k2=v2')
-  .option('--since <index>', 'resume after this log index')
+  .option('-l, --selector <tags>', 'tags: k=v, k!=v, k (present), !k (absent), comma-separated')
+  .option('--since <index>', 'no list: only the changes after this log index')
   .option('--observed', 'the observed state')
-  .action(async (type, o) => (await import('./commands/resources.ts')).watch(type, o));
+  .action(async (type, o) => (await import('./commands/watch.ts')).watch(type, o));
+
+remote(program.command('explain').description("print a type's description, scope and data schema").argument('<type>'))
+  .action(async (type, o) => (await import('./commands/types.ts')).explain(type, o));
 
 remote(program.command('log').description('the command log: who did what, at which index'))
-  .option('--since <index>', 'records after this index (default: the last 100)')
-  .option('--limit <n>', 'at most this many records')
+  .option('--since <index>', 'records after this index (default: the newest 100)')
+  .option('--limit <n>', 'the newest N records (with --since: the first N after it)')
   .action(async (o) => (await import('./commands/resources.ts')).log(o));
 
 remote(program.command('invoke').description('run an app capability and print its output as JSON').argument('<app.capability>'))
@@ -73,7 +89,7 @@ remote(program.command('invoke').description('run an app capability and print it
 program
   .command('keygen')
   .description('write a publisher key pair: publisher.key (secret, mode 0600) and publisher.pub')
-  .option('--out <dir>', 'directory for the keys', '.')
+  .option('--out <dir>', 'directory for the keys (default $OS0_HOME, else ~/.config/os0; never a git work tree unless given here)')
   .action(async (o) => (await import('./commands/pack.ts')).keygen(o));
 
 program
@@ -96,12 +112,12 @@ function registryFlags(cmd: Command): Command {
 }
 
 registryFlags(program.command('publish').description('sign (if needed) and publish an app folder or a .tgz to a registry').argument('[target]', 'app folder or NAME-VERSION.tgz', '.'))
-  .option('--key <file>', 'publisher.key to sign with (default ./publisher.key)')
+  .option('--key <file>', 'publisher.key to sign with (default: the one os0 keygen wrote, in $OS0_HOME or ~/.config/os0; else ./publisher.key)')
   .action(async (target, o) => (await import('./commands/publish.ts')).publish(target, o));
 
-registryFlags(program.command('search').description('search a registry by name, description and keywords').argument('<term>'))
+registryFlags(program.command('search').description('search the embedded registry and every added one (or --registry URL) by name, description and keywords').argument('<term>'))
   .option('--limit <n>', 'at most this many results', '20')
-  .action(async (term, o) => (await import('./commands/publish.ts')).search(term, o));
+  .action(async (term, o) => (await import('./commands/registries.ts')).search(term, o));
 
 const registry = program.command('registry').description('a package registry: serve one, or manage what you published');
 registry
@@ -122,6 +138,12 @@ registryFlags(registry.command('recover').description('replace a lost publisher 
   .requiredOption('--root-key <file>', "the registry's root.key")
   .requiredOption('--new-key <file>', 'the new key\'s .pub')
   .action(async (app, o) => (await import('./commands/publish.ts')).recover(app, o));
+remote(registry.command('add').description("add a registry to install from, pinning its metadata key").argument('<name>').argument('<url>'))
+  .option('--key <fingerprint>', "the registry's metadata key fingerprint (or base64 key), as its operator gives it")
+  .option('--description <text>')
+  .action(async (name, url, o) => (await import('./commands/registries.ts')).add(name, url, o));
+remote(registry.command('ls').description('list the added registries and their pinned keys')).action(async (o) => (await import('./commands/registries.ts')).ls(o));
+remote(registry.command('rm').description('stop installing from a registry').argument('<name>')).action(async (name, o) => (await import('./commands/registries.ts')).rm(name, o));
 const rtoken = registry.command('token').description('registry tokens');
 registryFlags(rtoken.command('create').description('create a registry token for a publisher (printed once)').argument('<actor>'))
   .option('--description <text>')
@@ -138,15 +160,18 @@ remote(trust.command('ls').description('list trusted keys')).action(async (o) =>
 remote(trust.command('rm').description('stop trusting a key').argument('<keyId>')).action(async (id, o) => (await import('./commands/store.ts')).trustRm(id, o));
 
 remote(program.command('install').description('install an app and its dependencies from the registry').argument('<app[@range]>'))
+  .option('--registry <name|url>', 'install from this registry (os0 registry ls), default the embedded one')
   .option('-y, --yes', 'confirm the permissions asked for without a prompt (scripts)')
   .option('--allow-downgrade', 'accept versions older than ones this instance accepted before (rollback protection)')
   .action(async (target, o) => (await import('./commands/store.ts')).install(target, o));
 remote(program.command('upgrade').description("upgrade an app, running its update migration").argument('<app[@range]>'))
+  .option('--registry <name|url>', 'upgrade from this registry (default: the added registry it came from, else the embedded one)')
   .option('-y, --yes', 'confirm the permissions asked for without a prompt (scripts)')
   .option('--allow-downgrade', 'accept a version older than the installed one')
   .action(async (target, o) => (await import('./commands/store.ts')).upgrade(target, o));
 remote(program.command('uninstall').description('remove an app and everything its install wrote').argument('<app>'))
   .option('--force', 'remove it even though other apps depend on it (names what breaks)')
+  .option('-y, --yes', 'accepted for scripts (uninstall asks nothing; --force is what overrides dependants)')
   .action(async (app, o) => (await import('./commands/store.ts')).uninstall(app, o));
 remote(program.command('apps').description('list installed apps')).action(async (o) => (await import('./commands/store.ts')).apps(o));
 
@@ -165,6 +190,28 @@ remote(secret.command('set').description('seal and store a secret\'s values').ar
   .action(async (name, pairs, o) => (await import('./commands/secret.ts')).set(name, pairs, o));
 remote(secret.command('rotate-key').description('a new key-encryption key; every secret is re-sealed in the background')).action(async (o) => (await import('./commands/secret.ts')).rotateKey(o));
 remote(secret.command('key').description('the key-encryption key in use, and re-sealing progress')).action(async (o) => (await import('./commands/secret.ts')).key(o));
+
+program
+  .command('completion')
+  .description('print a shell completion script: source <(os0 completion bash), or zsh, or os0 completion fish | source')
+  .argument('<shell>', 'bash, zsh or fish')
+  .action(async (shell) => (await import('./commands/completion.ts')).script(shell));
+program
+  .command('__complete', { hidden: true })
+  .description('candidates for the last word (used by the completion scripts)')
+  .argument('[words...]')
+  .allowUnknownOption()
+  .helpOption(false)
+  .action(async (words: string[]) => (await import('./commands/completion.ts')).complete(program, words ?? []));
+
+// A bad --url (or OS0_URL) is a usage error, found before anything is sent.
+program.hook('preAction', async (_, cmd) => {
+  if (!cmd.options.some((o) => o.long === '--url')) return;
+  const { url } = await import('./args.ts');
+  const o = cmd.opts() as { url?: string };
+  if (o.url !== undefined) url(o.url, '--url');
+  else if (process.env.OS0_URL) url(process.env.OS0_URL, 'OS0_URL');
+});
 
 try {
   await program.parseAsync(process.argv);

@@ -44,6 +44,40 @@ describe('core commands', () => {
     await core.close();
   });
 
+  it('an apply that matches what is stored writes nothing and tells no subscriber', async () => {
+    const dir = tempDir();
+    let core = await Core.open({ dir });
+    const heard: Committed[] = [];
+    core.subscribe((c) => heard.push(c));
+    const first = await core.submit({ op: 'apply', resource: cfg('same', { b: [1, { c: 2 }], a: 1 }, { tags: { role: 'web' } }) });
+    // The same content, keys in another order: unchanged, at the index it was last written.
+    const again = await core.submit({ op: 'apply', resource: cfg('same', { a: 1, b: [1, { c: 2 }] }, { tags: { role: 'web' } }) });
+    expect(again).toEqual({ index: first.index, resources: [], unchanged: [first.resources[0]] });
+    expect(core.index).toBe(first.index);
+    expect(heard.map((c) => c.index)).toEqual([first.index]);
+    // A different tag or a different array order is a change.
+    const tagged = await core.submit({ op: 'apply', resource: cfg('same', { a: 1, b: [1, { c: 2 }] }, { tags: { role: 'db' } }) });
+    expect(tagged.resources[0].revision).toBe(first.index + 1);
+    await core.submit({ op: 'apply', resource: cfg('same', { a: 1, b: [{ c: 2 }, 1] }, { tags: { role: 'db' } }) });
+    expect(core.index).toBe(first.index + 2);
+    // In a batch, only what changes is written; the rest is reported unchanged.
+    const batch = await core.submit({ batch: [{ op: 'apply', resource: cfg('same', { a: 1, b: [{ c: 2 }, 1] }, { tags: { role: 'db' } }) }, { op: 'apply', resource: cfg('other') }] });
+    expect(batch.resources.map((r) => r.name)).toEqual(['other']);
+    expect(batch.unchanged?.map((r) => r.name)).toEqual(['same']);
+    expect(heard.at(-1)!.changes.map((c) => c.new?.name)).toEqual(['other']);
+    // Concurrent with the write it matches: answered once that write is durable, never before.
+    const [w, u] = await Promise.all([
+      core.submit({ op: 'apply', resource: cfg('racing', { n: 1 }) }),
+      core.submit({ op: 'apply', resource: cfg('racing', { n: 1 }) }),
+    ]);
+    expect(u).toEqual({ index: w.index, resources: [], unchanged: [w.resources[0]] });
+    const last = core.index;
+    await core.close();
+    core = await Core.open({ dir });
+    expect(core.index).toBe(last);
+    await core.close();
+  });
+
   it('refuses what the state forbids, with a clear reason, writing nothing', async () => {
     const core = await Core.open({ dir: tempDir() });
     await core.submit({ op: 'create', resource: cfg('a') });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Tree } from '../../core/tree/tree.ts';
 import type { Resource } from '../../core/resource.ts';
+import { parseSelector, residual, selects } from '../../core/tree/selector.ts';
 
 let seq = 0;
 const res = (namespace: string, type: string, name: string, tags: Record<string, string> = {}, id = `id${++seq}`): Resource => ({
@@ -78,5 +79,45 @@ describe('tree and indexes', () => {
     expect(big.get('ns7', 'configuration', 'r7')?.name).toBe('r7');
     expect(big.query({ namespace: 'ns3', type: 'configuration' }).length).toBe(400);
     expect(reads).toBeLessThan(5);
+  });
+});
+
+describe('tag selectors (k=v, k!=v, k, !k)', () => {
+  const t = new Tree();
+  t.put(res('shop', 'configuration', 'web', { role: 'web', canary: 'yes' }));
+  t.put(res('shop', 'configuration', 'db', { role: 'db' }));
+  t.put(res('shop/eu', 'configuration', 'cache', { role: 'cache', legacy: '1' }));
+  t.put(res('shop', 'machine', 'm', { canary: 'no' }));
+  t.put(res('other', 'configuration', 'plain'));
+  const q = (s: string, extra: Record<string, unknown> = {}) => {
+    const sel = parseSelector(s)!;
+    return names(t.query({ tags: sel.equal, select: residual(sel), ...extra }));
+  };
+
+  it('parses every form and refuses what is none of them', () => {
+    expect(parseSelector('role=web,tier!=db,canary,!legacy')).toEqual({ equal: { role: 'web' }, notEqual: { tier: 'db' }, present: ['canary'], absent: ['legacy'] });
+    expect(parseSelector('a==b')).toEqual({ equal: { a: 'b' } });
+    expect(parseSelector('')).toBeUndefined();
+    for (const bad of ['=v', '!=v', '!', 'a,,b', 'k v']) expect(() => parseSelector(bad), bad).toThrow(/must be key=value, key!=value, key or !key/);
+    expect(() => parseSelector('a=1,a=2')).toThrow(/nothing can match both/);
+  });
+
+  it('answers each form, alone and combined with type and namespace', () => {
+    expect(q('canary')).toEqual(['shop/configuration/web', 'shop/machine/m']);
+    expect(q('canary', { type: 'configuration' })).toEqual(['shop/configuration/web']);
+    expect(q('canary=no')).toEqual(['shop/machine/m']);
+    expect(q('!canary', { namespace: 'shop' })).toEqual(['shop/configuration/db', 'shop/eu/configuration/cache']);
+    expect(q('role!=web', { type: 'configuration' })).toEqual(['other/configuration/plain', 'shop/configuration/db', 'shop/eu/configuration/cache']);
+    expect(q('role,role!=web,!legacy')).toEqual(['shop/configuration/db']);
+    expect(q('nosuchkey')).toEqual([]);
+    expect(q('role=web,!canary')).toEqual([]);
+  });
+
+  it('matches one resource the same way the query does', () => {
+    const sel = parseSelector('role!=db,!legacy')!;
+    expect(selects(sel, { role: 'web' })).toBe(true);
+    expect(selects(sel, {})).toBe(true);
+    expect(selects(sel, { role: 'db' })).toBe(false);
+    expect(selects(sel, { legacy: '' })).toBe(false);
   });
 });

@@ -1,6 +1,6 @@
 /**
  * The HTTP API end to end: a real `os0 up` process, real HTTP. Apply, get, delete over
- * /v1/commands and /v1/resources, and every way a command is refused (CONTRACT.md "HTTP API",
+ * /v1/commands and /v1/resources, and every way a command is refused (docs/api.md,
  * "Resources").
  */
 import * as fs from 'node:fs';
@@ -85,6 +85,7 @@ describe('the server', () => {
     const r = await api.get('/v1/nothing-here');
     expect(r.status).toBe(404);
     expect(r.body.error.code).toBe('not_found');
+    expect(r.body.error.message).toBe('no route GET /v1/nothing-here; the routes are listed in docs/api.md');
   });
 });
 
@@ -192,7 +193,14 @@ describe('apply, get and delete', () => {
     expect((all.body as { type: string }[]).map((r) => r.type).sort()).toEqual(['configuration', 'configuration', 'configuration', 'secret']);
     // Unknown type: 404 naming it.
     expectError(await api.get('/v1/resources?type=bogus'), 404, 'not_found', `unknown type "bogus"; 'os0 get type' lists the types there are`);
-    expectError(await api.get('/v1/resources?type=configuration&tags=justakey'), 400, 'invalid', 'tag selector "justakey" must be key=value');
+    expectError(await api.get('/v1/resources?type=configuration&tags=k%20v'), 400, 'invalid', 'tag selector "k v" must be key=value, key!=value, key or !key');
+    // The other selector forms: a key present, absent, a value that differs (or is absent).
+    expect(names(await api.get('/v1/resources?type=configuration&namespace=lst&tags=tier'))).toEqual(['lst/a/deep/low', 'lst/top']);
+    expect(names(await api.get('/v1/resources?type=configuration&namespace=lst&tags=!tier'))).toEqual(['lst/a/mid']);
+    expect(names(await api.get('/v1/resources?type=configuration&namespace=lst&tags=tier!=1'))).toEqual(['lst/a/deep/low', 'lst/a/mid']);
+    expect(names(await api.get('/v1/resources?type=configuration&namespace=lst&tags=role=web,tier!=2'))).toEqual(['lst/top']);
+    // A namespace that does not exist is an error, not an empty list.
+    expectError(await api.get('/v1/resources?type=configuration&namespace=nowhere'), 404, 'not_found', `namespace nowhere does not exist; 'os0 get namespace' lists them`);
 
     // Observed state: its own resource TYPE/observed, read with observed=true.
     await api.submit({ batch: [machine('lst', 'm1', 1, 1024)] });
@@ -386,7 +394,7 @@ describe('permissions', () => {
     const list = await api.get('/v1/tokens');
     const entry = list.body.find((x: { id: string }) => x.id === t.body.id);
     expect(entry).toMatchObject({ id: t.body.id, actor: 'dave', groups: [] });
-    expect(JSON.stringify(list.body)).not.toContain(t.body.token.split('_')[2]); // never the secret
+    expect(JSON.stringify(list.body)).not.toContain(t.body.token.split('_').slice(2).join('_')); // never the secret (which may hold '_')
     expect((await api.del(`/v1/tokens/${t.body.id}`)).status).toBe(200);
     expectError(await http(s, 'GET', '/v1/resources', undefined, t.body.token), 401, 'unauthorized', /missing or unknown token/);
   });

@@ -48,7 +48,7 @@ describe('os0 publish against os0 registry serve', () => {
   });
 
   it('keygen, pack, token create, publish, then a client that trusts publisher.pub fetches and verifies it', async () => {
-    const kg = await inWork(['keygen']);
+    const kg = await inWork(['keygen', '--out', '.']);
     expect(kg.status, kg.stderr).toBe(0);
     const keyId = kg.stdout.trim();
     const pub = readPublicKey(path.join(work, 'publisher.pub'));
@@ -148,7 +148,7 @@ describe('os0 publish to the embedded registry of os0 up', () => {
   it('finds it from OS0_URL (port + 1) and authenticates with the instance token', async () => {
     const work = tempDir('publish-up-');
     const s = await startOs0();
-    const kg = await cli(['keygen'], { cwd: work });
+    const kg = await cli(['keygen', '--out', '.'], { cwd: work });
     expect(kg.status, kg.stderr).toBe(0);
     const pb = await cli(['publish', HELLO, '-o', 'json'], { cwd: work, env: { OS0_URL: s.url, OS0_TOKEN: s.token }, timeoutMs: 60_000 });
     expect(pb.status, pb.stderr).toBe(0);

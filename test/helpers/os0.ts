@@ -9,6 +9,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll } from 'vitest';
 import { ApiClient, readSse } from '../../core/api/client/index.ts';
@@ -230,6 +231,19 @@ export interface CliOptions {
   timeoutMs?: number;
 }
 
+let home: string | null = null;
+/**
+ * The CLI's per-user folder (OS0_HOME) for tests: outside any git work tree and never the real
+ * ~/.config/os0. Removed after the file's tests.
+ */
+export function userHome(): string {
+  if (!home) {
+    home = fs.mkdtempSync(path.join(os.tmpdir(), 'os0-home-'));
+    dirs.add(home);
+  }
+  return home;
+}
+
 let emptyCwd: string | null = null;
 function defaultCwd(): string {
   return (emptyCwd ??= tempDir('cli-cwd-'));
@@ -256,7 +270,8 @@ export function cli(args: string[], opts: CliOptions = {}): Promise<CliResult> {
 
 /** Starts `os0 ARGS...` and leaves it running (for watch); stdin gets `input` then closes. */
 export function spawnCli(args: string[], opts: CliOptions = {}): ChildProcess {
-  const child = spawn(NODE, [BIN, ...args], { cwd: opts.cwd ?? defaultCwd(), env: { ...cleanEnv(), ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const env = { OS0_HOME: userHome(), ...cleanEnv(), ...opts.env };
+  const child = spawn(NODE, [BIN, ...args], { cwd: opts.cwd ?? defaultCwd(), env, stdio: ['pipe', 'pipe', 'pipe'] });
   children.add(child);
   child.once('exit', () => children.delete(child));
   child.stdin!.on('error', () => {});

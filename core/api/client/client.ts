@@ -19,7 +19,7 @@ export interface ApiClientOptions {
 /** A failed request: `status` 0 when no answer came (`code` 'unreachable'). */
 export class ApiError extends Error {
   readonly status: number;
-  /** The server's error code (CONTRACT.md "Errors"), or 'unreachable', 'bad_response', 'timeout'. */
+  /** The server's error code (docs/api.md, "Errors"), or 'unreachable', 'bad_response', 'timeout'. */
   readonly code: string;
   /** The filter that refused, for rejections. */
   readonly filter: string | undefined;

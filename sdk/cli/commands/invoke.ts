@@ -1,6 +1,8 @@
 /** os0 invoke APP.CAPABILITY: prints the output as JSON; a failed program exits 1 with its reason. */
 import { readFileSync } from 'node:fs';
+import { stringify } from 'yaml';
 import { Client, CliError } from '../client.ts';
+import { format } from '../output.ts';
 import type { Common } from './resources.ts';
 
 interface Result {
@@ -12,6 +14,7 @@ interface Result {
 }
 
 export async function invoke(target: string, opts: Common & { input?: string; inputFile?: string }): Promise<void> {
+  const f = format(opts.output);
   const dot = target.indexOf('.');
   if (dot <= 0 || dot === target.length - 1) throw new CliError(`name the capability as APP.CAPABILITY (got "${target}")`, 2);
   if (opts.input !== undefined && opts.inputFile !== undefined) throw new CliError('give --input or -i, not both', 2);
@@ -33,5 +36,7 @@ export async function invoke(target: string, opts: Common & { input?: string; in
   }
   const res = await new Client(opts).json<Result>('POST', '/v1/invocations', { app: target.slice(0, dot), capability: target.slice(dot + 1), input });
   if (res.status !== 'succeeded') throw new CliError(`${target} failed: ${res.error?.message ?? 'unknown error'}`);
-  process.stdout.write(JSON.stringify(res.output ?? null, null, 2) + '\n');
+  // JSON unless -o yaml asks for YAML (the table form of an output is its JSON).
+  if (f === 'yaml') process.stdout.write(stringify(res.output ?? null));
+  else process.stdout.write(JSON.stringify(res.output ?? null, null, 2) + '\n');
 }

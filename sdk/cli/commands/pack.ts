@@ -4,7 +4,11 @@ import { readSecretKey, writeKeyPair } from '../../../registry/package/keys.ts';
 import { pack as packApp } from '../../../registry/package/pack.ts';
 
 export async function keygen(opts: { out?: string }): Promise<void> {
-  const dir = opts.out ?? '.';
+  const { gitWorkTree, os0Home } = await import('../home.ts');
+  const dir = opts.out ?? os0Home();
+  // A secret key never lands in a repository by default: only an explicit --out puts it there.
+  const repo = opts.out === undefined ? gitWorkTree(dir) : undefined;
+  if (repo) throw new CliError(`${dir} is inside the git work tree ${repo}; a secret key does not belong in a repository: set OS0_HOME to a folder outside it, or pass --out DIR to write there anyway`);
   let r;
   try {
     r = writeKeyPair(dir);

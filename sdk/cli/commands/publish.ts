@@ -12,6 +12,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { CliError } from '../client.ts';
+import { os0Home } from '../home.ts';
 import { format, print } from '../output.ts';
 import { keyIdOf, publicKeyOf, readPublicKey, readSecretKey, PUBLIC_KEY_FILE, SECRET_KEY_FILE } from '../../../registry/package/keys.ts';
 import { inspect, pack, signPackage } from '../../../registry/package/pack.ts';
@@ -115,7 +116,7 @@ export async function publish(target: string | undefined, o: RegistryOpts & { ke
   } catch {
     throw new CliError(`${t}: no such app folder or package file (give a folder with an os0.json or a NAME-VERSION.tgz)`);
   }
-  const keyFile = o.key ?? `./${SECRET_KEY_FILE}`;
+  const keyFile = o.key ?? defaultKeyFile();
   const client = clientFor(o);
   let tgz: Buffer;
   let publicKey: Uint8Array | undefined;
@@ -157,12 +158,18 @@ export async function publish(target: string | undefined, o: RegistryOpts & { ke
   else print(f, r, () => []);
 }
 
+/** The publisher.key os0 keygen wrote ($OS0_HOME or ~/.config/os0), else ./publisher.key. */
+function defaultKeyFile(): string {
+  const home = path.join(os0Home(), SECRET_KEY_FILE);
+  return existsSync(home) || !existsSync(SECRET_KEY_FILE) ? home : `./${SECRET_KEY_FILE}`;
+}
+
 /**
  * The public key of KEYID for an already-signed package (a new app's first publish needs it):
  * from the --key / ./publisher.key, else ./publisher.pub, when one of them is that key.
  */
 function findPublicKey(keyId: string, keyFile: string): Uint8Array | undefined {
-  const candidates: (() => Uint8Array)[] = [() => publicKeyOf(readSecretKey(keyFile)), () => readPublicKey(`./${PUBLIC_KEY_FILE}`)];
+  const candidates: (() => Uint8Array)[] = [() => publicKeyOf(readSecretKey(keyFile)), () => readPublicKey(path.join(os0Home(), PUBLIC_KEY_FILE)), () => readPublicKey(`./${PUBLIC_KEY_FILE}`)];
   for (const c of candidates) {
     try {
       const pk = c();
@@ -170,14 +177,6 @@ function findPublicKey(keyId: string, keyFile: string): Uint8Array | undefined {
     } catch {}
   }
   return undefined;
-}
-
-export async function search(term: string, o: RegistryOpts & { limit?: string }): Promise<void> {
-  const f = format(o.output);
-  const limit = o.limit === undefined ? undefined : Number(o.limit);
-  if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1 && limit <= 100)) throw new CliError(`--limit must be an integer from 1 to 100 (got ${o.limit})`, 2);
-  const results = await run(() => clientFor(o).search(term, limit));
-  print(f, results, () => [['NAME', 'VERSION', 'DESCRIPTION'], ...results.map((r) => [r.name, r.version ?? '-', r.description ?? ''])]);
 }
 
 function splitTarget(target: string): { name: string; version: string } {

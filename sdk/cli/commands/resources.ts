@@ -43,30 +43,67 @@ function readDocs(file: string): Record<string, unknown>[] {
   return docs;
 }
 
-export async function apply(opts: Common & { file?: string; atomic?: boolean }): Promise<void> {
+const describe = (r: { type?: unknown; namespace?: unknown; name?: unknown }): string =>
+  `${String(r.type)} ${typeof r.namespace === 'string' && r.namespace ? r.namespace + '/' : ''}${String(r.name)}`;
+
+/** The server's message about `subject`, naming it once and without the API's field paths: `subject: reason`. */
+export function about(subject: string, message: string): string {
+  const inner = message.replace(/^(?:command|batch\[\d+\])\.resource: /, '').replace(`${subject}: `, '');
+  return inner.includes(subject) ? inner : `${subject}: ${inner}`;
+}
+
+type Applied = { index: number; resources: Resource[]; unchanged?: Resource[] };
+
+export async function apply(opts: Common & { file?: string; atomic?: boolean; namespace?: string }): Promise<void> {
   if (!opts.file) throw new CliError('apply needs -f FILE (or -f - for standard input)', 2);
   const f = format(opts.output);
   const docs = readDocs(opts.file);
+  docs.forEach((d, i) => {
+    const which = docs.length > 1 ? `document ${i + 1} of ${opts.file}` : `the document in ${opts.file}`;
+    if (typeof d.type !== 'string' || d.type === '') throw new CliError(`${which} has no type (e.g. type: configuration); nothing was applied`);
+    if ((typeof d.name !== 'string' || d.name === '') && d.id === undefined) throw new CliError(`${which} (a ${d.type}) has no name; nothing was applied`);
+  });
   const client = new Client(opts);
+  if (opts.namespace !== undefined) {
+    // -n fills in the namespace of namespaced documents that name none (never overrides one).
+    const { listTypes } = await import('./types.ts');
+    const cluster = new Set((await listTypes(client)).filter((t) => t.scope === 'cluster').map((t) => t.name));
+    for (const d of docs) if ((d.namespace === undefined || d.namespace === '') && !cluster.has(d.type as string)) d.namespace = opts.namespace;
+  }
   const results: { action: string; resource: Resource }[] = [];
-  const describe = (r: { type: string; namespace?: string; name: string }) => `${r.type} ${r.namespace ? r.namespace + '/' : ''}${r.name}`;
+  const record = (res: Applied): void => {
+    for (const r of res.resources) results.push({ action: r.created === r.updated ? 'created' : 'configured', resource: r });
+    for (const r of res.unchanged ?? []) results.push({ action: 'unchanged', resource: r });
+  };
+  const show = (from: number): void => {
+    if (f === 'table') for (const r of results.slice(from)) process.stdout.write(`${describe(r.resource)} ${r.action}\n`);
+  };
   if (opts.atomic) {
-    const res = await client.json<{ index: number; resources: Resource[] }>('POST', '/v1/commands', { batch: docs.map((d) => ({ op: 'apply', resource: d })) });
-    for (const r of res.resources) results.push({ action: r.created === r.updated && r.revision === res.index ? 'created' : 'configured', resource: r });
+    try {
+      record(await client.json<Applied>('POST', '/v1/commands', { batch: docs.map((d) => ({ op: 'apply', resource: d })) }));
+    } catch (e) {
+      if (!(e instanceof CliError) || e.status === undefined) throw e;
+      const at = /^batch\[(\d+)\]\.resource: /.exec(e.message);
+      const msg = at ? about(describe(docs[Number(at[1])]), e.message) : e.message;
+      throw new CliError(`${msg}; nothing was applied (--atomic)`);
+    }
+    show(0);
   } else {
-    for (const d of docs) {
+    for (let i = 0; i < docs.length; i++) {
       try {
-        const res = await client.json<{ index: number; resources: Resource[] }>('POST', '/v1/commands', { op: 'apply', resource: d });
-        const r = res.resources[0];
-        results.push({ action: r.created === r.updated ? 'created' : 'configured', resource: r });
+        record(await client.json<Applied>('POST', '/v1/commands', { op: 'apply', resource: docs[i] }));
+        show(results.length - 1);
       } catch (e) {
-        for (const done of results) if (f === 'table') process.stdout.write(`${describe(done.resource)} ${done.action}\n`);
-        throw new CliError(`${describe(d as { type: string; name: string })}: ${(e as Error).message}`);
+        if (!(e instanceof CliError) || e.status === undefined) throw e;
+        const rest = docs.slice(i + 1).map(describe);
+        const applied = i === 0 ? 'none applied' : `${i} applied (above)`;
+        const notTried = rest.length === 0 ? '' : `; not tried: ${rest.length > 5 ? `${rest.slice(0, 5).join(', ')} and ${rest.length - 5} more` : rest.join(', ')}`;
+        const msg = about(describe(docs[i]), e.message);
+        throw new CliError(docs.length === 1 ? msg : `${msg} (document ${i + 1} of ${docs.length}: ${applied}${notTried})`);
       }
     }
   }
-  if (f === 'table') for (const r of results) process.stdout.write(`${describe(r.resource)} ${r.action}\n`);
-  else print(f, results.map((r) => ({ action: r.action, resource: r.resource })), () => []);
+  if (f !== 'table') print(f, results.map((r) => ({ action: r.action, resource: r.resource })), () => []);
 }
 
 function tableOf(list: Res[]): string[][] {
@@ -87,76 +124,65 @@ function tableOf(list: Res[]): string[][] {
   return [head, ...rows];
 }
 
-export async function get(type: string, name: string | undefined, opts: Common & { namespace?: string; selector?: string; observed?: boolean; reveal?: boolean }): Promise<void> {
+export async function get(word: string, name: string | undefined, opts: Common & { namespace?: string; selector?: string; observed?: boolean; reveal?: boolean }): Promise<void> {
   const f = format(opts.output);
   const client = new Client(opts);
-  const q = { type, namespace: opts.namespace, tags: opts.selector, observed: opts.observed };
+  const { resolveType, typeInfo, typeTable } = await import('./types.ts');
+  const t = await resolveType(client, word);
+  if (opts.observed && t.known && !t.observed) throw new CliError(`${t.name} has no observed state; only its desired state is kept (os0 get ${t.name}${name ? ` ${name}` : ''})`);
+  const q = { type: t.name, namespace: opts.namespace, tags: opts.selector, observed: opts.observed };
   if (opts.reveal && !name) throw new CliError('--reveal shows one secret: name it', 2);
   if (name) {
-    const r = await client.json<Res>('GET', `/v1/resources${qs({ ...q, name, reveal: opts.reveal })}`);
-    print(f, r, () => tableOf([r]));
+    let r: Res;
+    try {
+      r = await client.json<Res>('GET', `/v1/resources${qs({ ...q, name, reveal: opts.reveal })}`);
+    } catch (e) {
+      if (!(e instanceof CliError) || e.status !== 404 || opts.namespace !== undefined || t.scope === 'cluster') throw e;
+      // Not at the top level: say where a resource of that name is.
+      const where = (await client.json<Res[]>('GET', `/v1/resources${qs({ type: t.name, observed: opts.observed })}`)).filter((x) => x.name === name).map((x) => x.namespace);
+      if (where.length === 0) throw new CliError(`no ${t.name} named ${name} in any namespace you may see`);
+      throw new CliError(`${t.name} ${name} is not at the top level: it is in namespace${where.length > 1 ? 's' : ''} ${where.slice(0, 10).join(', ')}${where.length > 10 ? ` and ${where.length - 10} more` : ''}; pass -n ${where[0]}`);
+    }
+    print(f, r, () => (t.name === 'type' ? typeTable([typeInfo(r)]) : tableOf([r])));
   } else {
     const list = await client.json<Res[]>('GET', `/v1/resources${qs(q)}`);
-    print(f, list, () => tableOf(list));
+    print(f, list, () => (t.name === 'type' ? typeTable(list.map(typeInfo)) : tableOf(list)));
   }
 }
 
-export async function del(type: string, name: string, opts: Common & { namespace?: string }): Promise<void> {
+export async function del(word: string, name: string, opts: Common & { namespace?: string }): Promise<void> {
   const f = format(opts.output);
   const client = new Client(opts);
-  const res = await client.json<{ index: number; resources: Resource[] }>('POST', '/v1/commands', { op: 'delete', resource: { type, namespace: opts.namespace, name } });
+  const { resolveType } = await import('./types.ts');
+  const t = await resolveType(client, word);
+  const res = await client.json<{ index: number; resources: Resource[] }>('POST', '/v1/commands', { op: 'delete', resource: { type: t.name, namespace: opts.namespace, name } });
   if (f === 'table') for (const r of res.resources) process.stdout.write(`${r.type} ${fullName(r)} deleted\n`);
   else print(f, res, () => []);
 }
 
-/** Reads server-sent events: yields {event, data} until the stream ends. */
-export async function* sse(res: Response): AsyncGenerator<{ event: string; data: string }> {
-  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = '';
-  let event = 'message';
-  let data: string[] = [];
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    buf += value;
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl).replace(/\r$/, '');
-      buf = buf.slice(nl + 1);
-      if (line === '') {
-        if (data.length) yield { event, data: data.join('\n') };
-        event = 'message';
-        data = [];
-      } else if (line.startsWith('event:')) event = line.slice(6).trim();
-      else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
-    }
-  }
-}
-
-export async function watch(type: string, opts: Common & { namespace?: string; selector?: string; since?: string; observed?: boolean }): Promise<void> {
-  const f = format(opts.output);
-  const client = new Client(opts);
-  const res = await client.fetch('GET', `/v1/watch${qs({ type, namespace: opts.namespace, tags: opts.selector, since: opts.since, observed: opts.observed })}`);
-  for await (const ev of sse(res)) {
-    if (ev.event === 'gone') throw new CliError((JSON.parse(ev.data) as { error: { message: string } }).error.message);
-    if (ev.event !== 'change') continue;
-    const c = JSON.parse(ev.data) as { action: string; index: number; resource: Resource };
-    if (f === 'json') process.stdout.write(JSON.stringify(c) + '\n');
-    else if (f === 'yaml') process.stdout.write('---\n' + (await import('yaml')).stringify(c));
-    else process.stdout.write(`${String(c.index).padStart(8)}  ${c.action.padEnd(6)}  ${c.resource.type} ${fullName(c.resource)}\n`);
-  }
-  throw new CliError('the server closed the watch; run it again with --since LAST_INDEX to resume');
+/** A log record's changes in one short line: listed when few, counted by action and type when many. */
+export function summarise(changes: { action: string; type: string; namespace: string; name: string }[], width = 80): string {
+  const listed = changes.map((c) => `${c.action} ${c.type} ${fullName(c)}`).join(', ');
+  if (changes.length <= 3 && listed.length <= width) return listed;
+  const groups = new Map<string, number>();
+  for (const c of changes) groups.set(`${c.action} ${c.type}`, (groups.get(`${c.action} ${c.type}`) ?? 0) + 1);
+  const parts = [...groups].map(([k, n]) => (n > 1 ? `${k} ×${n}` : k));
+  let line = `${changes.length} changes: ${parts.join(', ')}`;
+  if (line.length > width) line = `${line.slice(0, width - 1)}…`;
+  return line;
 }
 
 export async function log(opts: Common & { since?: string; limit?: string }): Promise<void> {
   const f = format(opts.output);
+  const { index, count } = await import('../args.ts');
+  const since = index(opts.since, '--since');
+  const limit = count(opts.limit, '--limit');
   const client = new Client(opts);
   type Rec = { index: number; time: string; actor: string; changes: { action: string; type: string; namespace: string; name: string }[] };
-  const recs = await client.json<Rec[]>('GET', `/v1/log${qs({ since: opts.since, limit: opts.limit })}`);
-  print(f, recs, () => [
-    ['INDEX', 'TIME', 'ACTOR', 'CHANGES'],
-    ...recs.map((r) => [String(r.index), r.time, r.actor, r.changes.map((c) => `${c.action} ${c.type} ${fullName(c)}`).join(', ')]),
-  ]);
+  let recs = await client.json<Rec[]>('GET', `/v1/log${qs({ since: since === undefined ? undefined : String(since), limit: limit === undefined ? undefined : String(limit) })}`);
+  if (limit !== undefined && since === undefined) recs = recs.slice(-limit);
+  const width = Math.max(40, (process.stdout.columns || 120) - 60);
+  print(f, recs, () => [['INDEX', 'TIME', 'ACTOR', 'CHANGES'], ...recs.map((r) => [String(r.index), r.time, r.actor, summarise(r.changes, width)])]);
 }
 
 export { renderTable };

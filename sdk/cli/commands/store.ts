@@ -89,28 +89,39 @@ async function confirm(question: string, yes: boolean | undefined): Promise<void
   }
 }
 
-async function planAndRun(action: 'install' | 'upgrade', target: string, o: Common & { yes?: boolean; allowDowngrade?: boolean }): Promise<void> {
+async function planAndRun(action: 'install' | 'upgrade', target: string, o: Common & { yes?: boolean; allowDowngrade?: boolean; registry?: string }): Promise<void> {
   const f = format(o.output);
   const { app, range } = parseTarget(target);
   const client = new Client(o);
   progress(`resolving ${app}@${range} and checking signatures…`);
-  const plan = await client.json<Plan>('POST', '/v1/store/plan', { app, range, action, allowDowngrade: o.allowDowngrade === true });
+  let plan: Plan;
+  try {
+    plan = await client.json<Plan>('POST', '/v1/store/plan', { app, range, action, allowDowngrade: o.allowDowngrade === true, registry: o.registry });
+  } catch (e) {
+    // Already at the newest matching version: nothing to do is a success.
+    if (action === 'upgrade' && e instanceof CliError && e.status === 409 && /nothing to upgrade$/.test(e.message)) {
+      if (f === 'table') process.stdout.write(`${e.message}\n`);
+      else print(f, { apps: [], message: e.message }, () => []);
+      return;
+    }
+    throw e;
+  }
   showPlan(plan);
   const n = plan.apps.length;
   await confirm(`${action === 'install' ? 'Install' : 'Upgrade'} ${n === 1 ? 'this app' : `these ${n} apps`} with these permissions?`, o.yes);
   progress(`${action === 'install' ? 'installing' : 'upgrading'}…`);
   const expect = Object.fromEntries(plan.apps.map((a) => [a.name, a.digest]));
-  const done = await client.json<Done>('POST', `/v1/store/${action}`, { app, range, expect, allowDowngrade: o.allowDowngrade === true });
+  const done = await client.json<Done>('POST', `/v1/store/${action}`, { app, range, expect, allowDowngrade: o.allowDowngrade === true, registry: o.registry });
   if (f !== 'table') return print(f, done, () => []);
   for (const a of done.apps) process.stdout.write(`${a.action === 'upgrade' ? `upgraded ${a.name} ${a.from} → ${a.version}` : `installed ${a.name}@${a.version}`}\n`);
   for (const l of done.logs ?? []) process.stderr.write(`migration: ${l}\n`);
 }
 
-export function install(target: string, o: Common & { yes?: boolean; allowDowngrade?: boolean }): Promise<void> {
+export function install(target: string, o: Common & { yes?: boolean; allowDowngrade?: boolean; registry?: string }): Promise<void> {
   return planAndRun('install', target, o);
 }
 
-export function upgrade(target: string, o: Common & { yes?: boolean; allowDowngrade?: boolean }): Promise<void> {
+export function upgrade(target: string, o: Common & { yes?: boolean; allowDowngrade?: boolean; registry?: string }): Promise<void> {
   return planAndRun('upgrade', target, o);
 }
 
