@@ -73,16 +73,10 @@ export async function join(o: JoinOptions): Promise<void> {
   });
   if (who.actor !== `node:${name}`) throw new CliError(`the token is ${who.actor}'s, not node:${name}'s; make one with \`os0 node token ${name}\` (or pass --name)`, 2);
 
-  const { openBus } = await import('../../../core/bus/index.ts');
-  const spec = o.bus ?? `${client.url}/v1/bus`;
-  if (!spec.startsWith('nats://') && !spec.startsWith('http://') && !spec.startsWith('https://')) throw new CliError(`--bus must be nats://HOST:PORT[,...] or the core's http://HOST:PORT/v1/bus (got ${spec})`, 2);
   const report = (m: string): void => void process.stderr.write(`os0: ${m}\n`);
-  const bus = await openBus(spec, { token: client.token }).catch((e: Error) => {
-    throw new CliError(`the bus ${spec}: ${e.message}`);
-  });
   const dataDir = path.resolve(o.data ?? `./.os0-node-${name}`);
-  const agent = new Agent({ name, dataDir, bus, capacity: { cpu, memoryMb }, ports, labels, heartbeatMs, dnsPort: dnsPort ?? 0, dnsHost: '127.0.0.1', report });
-
+  let bus: import('../../../core/bus/index.ts').Bus | null = null;
+  let agent: InstanceType<typeof Agent> | null = null;
   let stopping = false;
   const stop = async (why: string): Promise<void> => {
     if (stopping) return;
@@ -91,8 +85,8 @@ export async function join(o: JoinOptions): Promise<void> {
     setTimeout(() => process.exit(1), STOP_DEADLINE_MS).unref();
     let code = 0;
     try {
-      await agent.stop();
-      await bus.close();
+      await agent?.stop();
+      await bus?.close();
     } catch (e) {
       report((e as Error).message);
       code = 1;
@@ -103,6 +97,14 @@ export async function join(o: JoinOptions): Promise<void> {
   for (const out of [process.stdout, process.stderr]) out.on('error', () => {});
   const { watchParent } = await import('../lifeline.ts');
   watchParent((why) => void stop(why));
+  const { openBus } = await import('../../../core/bus/index.ts');
+  const spec = o.bus ?? `${client.url}/v1/bus`;
+  if (!spec.startsWith('nats://') && !spec.startsWith('http://') && !spec.startsWith('https://')) throw new CliError(`--bus must be nats://HOST:PORT[,...] or the core's http://HOST:PORT/v1/bus (got ${spec})`, 2);
+  bus = await openBus(spec, { token: client.token }).catch((e: Error) => {
+    throw new CliError(`the bus ${spec}: ${e.message}`);
+  });
+  agent = new Agent({ name, dataDir, bus, capacity: { cpu, memoryMb }, ports, labels, heartbeatMs, dnsPort: dnsPort ?? 0, dnsHost: '127.0.0.1', report });
+
   try {
     await agent.start();
   } catch (e) {
@@ -110,6 +112,7 @@ export async function join(o: JoinOptions): Promise<void> {
     if (stopping) return new Promise(() => {});
     throw new CliError(`node ${name}: ${(e as Error).message}`);
   }
+  if (stopping) return new Promise(() => {});
   process.stdout.write(`node ${name} ready: joined ${client.url} over ${spec.startsWith('nats://') ? spec : 'the embedded bus'} (data ${dataDir}, dns 127.0.0.1:${agent.dnsPort})\n`);
   await new Promise(() => {});
 }
