@@ -158,10 +158,13 @@ export class Agent {
         processesMax: this.opts.processesMax,
         graceMs: this.opts.graceMs,
       });
+      this.opts.report?.(`node ${this.name}: process device open (${this.processes.snapshot().processes.length} processes)`);
       this.volumes = await LocalVolumes.open({ dataDir: path.join(this.opts.dataDir, 'volumes'), emit });
       this.proxy = new ProxyDevice({ emit });
       if (this.opts.dnsPort !== null) this.dnsDev = await DnsDevice.start({ port: this.opts.dnsPort ?? 7053, host: this.opts.dnsHost, emit });
+      this.opts.report?.(`node ${this.name}: devices open; opening ${commandStream(this.name)}`);
       this.consumer = await this.opts.bus.consumer(commandStream(this.name), 'agent', { ackWaitMs: 60_000, deliveriesMax: 20, ackPendingMax: 1000 });
+      this.opts.report?.(`node ${this.name}: registering`);
       await this.agentEvent({
         type: 'registered',
         capacity: this.capacity,

@@ -226,6 +226,7 @@ for (const kind of ['embedded', 'nats'] as const) {
 
     it('the agents stop cleanly on SIGTERM', async () => {
       const a = agents[0];
+      expect(a.proc.exitCode ?? a.proc.signalCode, 'the agent is running').toBeNull();
       const exit = new Promise<number | null>((r) => a.proc.once('exit', (code) => r(code)));
       a.proc.kill('SIGTERM');
       expect(await exit).toBe(0);
