@@ -31,7 +31,6 @@ const suites: Record<string, () => Promise<Suite>> = {
   bus: () => import('./bus.ts'),
   instance: () => import('./instance.ts'),
   agent: () => import('./agent.ts'),
-  'agent-net': () => import('./agent-net.ts'),
 };
 
 /** Where suites keep their data (suites import only types from here, so they compute it too). */

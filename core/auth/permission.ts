@@ -24,6 +24,7 @@ import { OsError, Rejection } from '../errors.ts';
 import type { Filter, FilterContext, PlannedChange } from '../filter.ts';
 import type { Resource } from '../resource.ts';
 import { baseType, isObserved } from '../types/schema-filter.ts';
+import { nodeMayRead, nodeMayWrite, nodeOf } from './node.ts';
 
 export type Verb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'delete' | 'invoke' | 'reveal';
 
@@ -243,8 +244,14 @@ export class Permissions implements Filter {
     return this.compile(actor, verb, type).rules.some((r) => r.effect === 'allow' && r.namespaces.some((n) => nsMatches(n, namespace)));
   }
 
-  /** Whether the actor may do `verb` on this resource. */
-  allowedOn(actor: Actor, verb: Verb, r: Pick<Resource, 'type' | 'namespace' | 'name' | 'tags'>): boolean {
+  /** Whether the actor may do `verb` on this resource: its rules, or a node's rights on it (node.ts). */
+  allowedOn(actor: Actor, verb: Verb, r: Pick<Resource, 'type' | 'namespace' | 'name' | 'tags' | 'data'>): boolean {
+    const node = nodeOf(actor.name);
+    if (node !== null) {
+      if (verb === 'get' || verb === 'list' || verb === 'watch') return nodeMayRead(node, r);
+      if (verb === 'create' || verb === 'update' || verb === 'delete') return nodeMayWrite(node, r);
+      return false;
+    }
     return this.allowed(actor, verb, r.type, r.namespace, appOf(r));
   }
 
@@ -267,6 +274,7 @@ export class Permissions implements Filter {
    */
   nsFilterFor(actor: Actor, verb: Verb, type: string | undefined): ((namespace: string, type: string) => boolean) | null {
     if (actor.name === SYSTEM_ACTOR) return () => true;
+    if (nodeOf(actor.name) !== null) return null; // a node's rights depend on each resource
     if (type !== undefined && this.compile(actor, verb, type).appScoped) return null;
     let lastType = '';
     let last: Compiled | null = null;
@@ -285,8 +293,9 @@ export class Permissions implements Filter {
    * per (type, namespace) for the life of the returned function, so a list of 10,000 resources
    * in a few namespaces costs a few rule walks and a map lookup per resource.
    */
-  filterFor(actor: Actor, verb: Verb): (r: Pick<Resource, 'type' | 'namespace' | 'name' | 'tags'>) => boolean {
+  filterFor(actor: Actor, verb: Verb): (r: Pick<Resource, 'type' | 'namespace' | 'name' | 'tags' | 'data'>) => boolean {
     if (actor.name === SYSTEM_ACTOR) return () => true;
+    if (nodeOf(actor.name) !== null) return (r) => this.allowedOn(actor, verb, r);
     const memo = new Map<string, boolean>();
     let lastType = '';
     let last: Compiled | null = null;
@@ -367,6 +376,13 @@ export class Permissions implements Filter {
       throw new Rejection('permission', `tokens cannot stand for ${(change.next.data as { actor: string }).actor}: system, app:* and node:* are reserved`);
     }
     const verb: Verb = !change.next ? 'delete' : change.old ? 'update' : 'create';
+    const node = nodeOf(ctx.actor);
+    if (node !== null) {
+      if ((change.old && !nodeMayWrite(node, change.old)) || (change.next && !nodeMayWrite(node, change.next))) {
+        throw new Rejection('permission', `${ctx.actor} may write only the observed state of its own machine and of what runs on it, not ${r.type} ${r.namespace ? r.namespace + '/' : ''}${r.name}`);
+      }
+      return;
+    }
     const actor = this.actor(ctx.actor);
     if (!this.allowedOn(actor, verb, r)) throw this.refusal(actor, verb, r.type, r.namespace, appOf(r));
     // An update may not move a resource out of the actor's reach (e.g. re-tag it into another app).

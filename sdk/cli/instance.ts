@@ -11,15 +11,23 @@
  *   apps      app folders loaded for development (--app)
  *   http      the HTTP API, with the invoker's and the store's routes, then the registry's port
  *
- * The pieces still to come each join as one more service, in this order: busØ after the core
- * (see BUS below), the zero-procs after the sandbox, DNS and the node agent after the bus, the
- * web console mounted by the http service.
+ *   bus       busØ: the embedded bus in DATA/bus, or NATS JetStream (--bus nats://...)
+ *   machines  the machines zero-proc: registered/heartbeat events -> machine, machine/observed
+ *   agent     the host's node agent (os0 up), on that bus, once the API serves (optional)
+ *
+ * The web console still joins as one more service, mounted by the http service. The http
+ * service also serves the embedded bus at /v1/bus for agents on other machines, and
+ * POST /v1/nodes/:name/token (runtime/agent/routes.ts).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Api } from '../../core/api/server.ts';
 import { ADMIN_GROUP } from '../../core/auth/permission.ts';
+import { openBus, type Bus } from '../../core/bus/index.ts';
+import { Machines } from '../../core/kernel/machines.ts';
 import { System } from '../../core/system.ts';
+import { Agent, type AgentOptions } from '../../runtime/agent/agent.ts';
+import { mountNodeRoutes } from '../../runtime/agent/routes.ts';
 import { Registry } from '../../registry/server/index.ts';
 import { AppFilters, Invoker, loadAppFolder } from '../../runtime/invoke/index.ts';
 import { Sandbox, type SandboxOptions } from '../../runtime/sandbox/index.ts';
@@ -32,8 +40,18 @@ export interface InstanceOptions {
   data: string;
   /** The API's port: 0 for any free one, null for no HTTP at all (in-process use). Default 7070. */
   port?: number | null;
-  /** The bus: 'embedded' (the only one so far). */
+  /** The bus: 'embedded' (default, in DATA/bus) or nats://HOST:PORT[,HOST:PORT...]. */
   bus?: string;
+  /** Streams' prefix on a shared NATS (default os0). */
+  busPrefix?: string;
+  /**
+   * The host's node agent (`os0 up` runs one; default none): its name (default `local`), its
+   * DNS device's port on 127.0.0.1 (default 7053; 0 for any free one; null for none), and the
+   * rest of its settings.
+   */
+  agent?: false | (Partial<Omit<AgentOptions, 'bus' | 'dataDir'>> & { dnsPort?: number | null });
+  /** How often the machines zero-proc checks for missed heartbeats (ms, default 1000). */
+  machinesCheckMs?: number;
   /** App folders to load and make invocable (development; the store installs the real ones). */
   apps?: string[];
   /** The core's log and memory settings. */
@@ -71,25 +89,97 @@ export class Instance extends Services {
   private apiNow: Api | null = null;
   private portNow = 0;
   private registryUrlNow: string | null = null;
+  private busNow: Bus | null = null;
+  private machinesNow: Machines | null = null;
+  private agentNow: Agent | null = null;
 
   /** Builds (does not start) an instance: `await inst.start()`, later `await inst.stop()`. */
   constructor(opts: InstanceOptions) {
     super();
-    if (opts.bus && opts.bus !== 'embedded') throw new Error(`--bus ${opts.bus}: only the embedded bus is available in this version`);
+    if (opts.bus && opts.bus !== 'embedded' && !opts.bus.startsWith('nats://')) throw new Error(`--bus ${opts.bus}: use embedded or nats://HOST:PORT[,HOST:PORT...]`);
     this.opts = opts;
     this.data = new DataDir(opts.data, { lock: opts.lock });
     const port = opts.port === undefined ? 7070 : opts.port;
     const registry = opts.registry ?? 'embedded';
     this.add(this.data);
     this.add(this.core());
-    // BUS: busØ joins here, as a service built from `openBus()` (core/bus/), after the core and
-    // before anything that sends node-commands; `opts.bus` picks the implementation.
+    this.add(this.fleetBus());
+    this.add(this.machines());
     this.add(this.sandboxes());
     if (registry === 'embedded') this.add(this.embeddedRegistry(port));
     else if (registry) this.registryUrlNow = registry.url;
     if (registry) this.add(this.appStore(registry === 'embedded' ? undefined : registry.key));
     if (opts.apps?.length) this.add(this.devApps(opts.apps));
     if (port !== null) this.add(this.http(port, registry === 'embedded'));
+    if (opts.agent) this.add(this.hostAgent(opts.agent));
+  }
+
+  /** busØ: embedded in DATA/bus, or NATS; agents elsewhere reach the embedded one at /v1/bus. */
+  private fleetBus(): Service {
+    return service(
+      'bus',
+      async () => {
+        const spec = this.opts.bus ?? 'embedded';
+        try {
+          this.busNow = await openBus(spec, { dir: path.join(this.dir, 'bus'), prefix: this.opts.busPrefix });
+        } catch (e) {
+          throw new Error(`the bus (${spec}): ${(e as Error).message}`);
+        }
+      },
+      async () => {
+        await this.busNow?.close();
+        this.busNow = null;
+      },
+    );
+  }
+
+  /** The machines zero-proc (core/kernel/machines.ts). */
+  private machines(): Service {
+    return service(
+      'machines',
+      async (ctx) => {
+        const m = new Machines({ core: this.sys.core, bus: this.bus, checkMs: this.opts.machinesCheckMs, report: ctx.report });
+        await m.start();
+        this.machinesNow = m;
+      },
+      async () => {
+        await this.machinesNow?.stop();
+        this.machinesNow = null;
+      },
+    );
+  }
+
+  /** The host's node agent: the same Agent as `os0 node join`, on this instance's bus. */
+  private hostAgent(settings: NonNullable<InstanceOptions['agent']> & object): Service {
+    return service(
+      'agent',
+      async (ctx) => {
+        const agent = new Agent({
+          ...settings,
+          name: settings.name ?? 'local',
+          dataDir: path.join(this.dir, 'agent'),
+          bus: this.bus,
+          dnsPort: settings.dnsPort === undefined ? 7053 : settings.dnsPort,
+          dnsHost: '127.0.0.1',
+          report: ctx.report,
+        });
+        try {
+          await agent.start();
+        } catch (e) {
+          throw new Error(`the host agent: ${(e as Error).message}${/EADDRINUSE/.test(String((e as Error).message)) ? '; pass --dns-port N with a free port' : ''}`);
+        }
+        this.agentNow = agent;
+        // `ready` means the host is a machine with its observed capacity: wait for the machines
+        // zero-proc to have written it (bounded; a slow one is reported, not fatal).
+        const until = Date.now() + 10_000;
+        while (!this.sys.core.get('machine/observed', agent.name, 'system') && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+        if (!this.sys.core.get('machine/observed', agent.name, 'system')) ctx.report(`machine ${agent.name} is not observed yet; it will be once its heartbeats arrive`);
+      },
+      async () => {
+        await this.agentNow?.stop();
+        this.agentNow = null;
+      },
+    );
   }
 
   private core(): Service {
@@ -224,6 +314,7 @@ export class Instance extends Services {
       async () => {
         const api = new Api(this.sys, { bookmarkSeconds: this.opts.bookmarkSeconds });
         this.invoker.mount(api);
+        mountNodeRoutes(api, this.sys, this.bus);
         if (this.storeNow) mountStore(api, this.storeNow);
         this.apiNow = api;
         try {
@@ -258,6 +349,16 @@ export class Instance extends Services {
   }
   get sandbox(): Sandbox {
     return need(this.sandboxNow, 'sandbox');
+  }
+  get bus(): Bus {
+    return need(this.busNow, 'bus');
+  }
+  get machinesProc(): Machines {
+    return need(this.machinesNow, 'machines zero-proc');
+  }
+  /** The host's node agent (with `agent` set). */
+  get agent(): Agent {
+    return need(this.agentNow, 'host agent');
   }
   get invoker(): Invoker {
     return need(this.invokerNow, 'sandbox');
