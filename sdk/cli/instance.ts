@@ -9,11 +9,11 @@
  *   registry  the embedded package registry (optional)
  *   store     the app store, installing from that registry (optional)
  *   apps      app folders loaded for development (--app)
- *   http      the HTTP API, with the invoker's and the store's routes, then the registry's port
+ *   http      the HTTP API, with the invoker's and the store's routes and the web console
+ *             (sdk/console/), then the registry's port
  *
  * The pieces still to come each join as one more service, in this order: busØ after the core
- * (see BUS below), the zero-procs after the sandbox, DNS and the node agent after the bus, the
- * web console mounted by the http service.
+ * (see BUS below), the zero-procs after the sandbox, DNS and the node agent after the bus.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -24,6 +24,7 @@ import { Registry } from '../../registry/server/index.ts';
 import { AppFilters, Invoker, loadAppFolder } from '../../runtime/invoke/index.ts';
 import { Sandbox, type SandboxOptions } from '../../runtime/sandbox/index.ts';
 import { mountStore, Store } from '../../store/index.ts';
+import { mountConsole } from '../console/serve.ts';
 import { DataDir } from './datadir.ts';
 import { Services, service, type Service } from './services.ts';
 
@@ -225,6 +226,9 @@ export class Instance extends Services {
         const api = new Api(this.sys, { bookmarkSeconds: this.opts.bookmarkSeconds });
         this.invoker.mount(api);
         if (this.storeNow) mountStore(api, this.storeNow);
+        // The web console at `/`, with the apps loaded here for its apps view.
+        const invoker = this.invoker;
+        mountConsole(api, { apps: () => invoker.manifests(), mayInvoke: (actor, app, cap) => this.sys.permissions.allowed(actor, 'invoke', 'app', '', `${app}.${cap}`) });
         this.apiNow = api;
         try {
           this.portNow = await api.listen(port);
