@@ -60,11 +60,11 @@ describe.skipIf(!CHROMIUM)('web console (headless chromium)', () => {
   it('shows a resource created through the API without a reload', async () => {
     await page.goto(`${inst.url}/#/tree/acme`);
     // A reload would sign out (the token is in memory only): the row must come over the stream.
-    await page.evaluate(() => ((window as unknown as { marker: number }).marker = 42));
+    await page.evaluate('window.marker = 42');
     await page.waitForSelector('[data-name=settings]');
     await api.apply({ type: 'configuration', namespace: 'acme', name: 'made-live', data: { n: 1 } });
     await page.waitForSelector('[data-name=made-live]', { timeout: 10_000 });
-    expect(await page.evaluate(() => (window as unknown as { marker: number }).marker)).toBe(42);
+    expect(await page.evaluate('window.marker')).toBe(42);
     expect(await page.textContent('[data-ns=acme] .counts')).toMatch(/2 configuration/);
     await shot(page, 'tree');
     const id = (await api.get('configuration', 'settings', 'acme')).id;
@@ -82,7 +82,7 @@ describe.skipIf(!CHROMIUM)('web console (headless chromium)', () => {
     await page.waitForSelector('section[data-type=task] .row >> text=web-0');
     await api.submit({ batch: [{ op: 'apply', resource: { type: 'service', namespace: 'acme/prod', name: 'web', data: { command: ['web'], replicas: 3, resources: { cpu: 1, memoryMb: 512 } } } }, task(1), task(2)] });
     await page.waitForSelector('section[data-type=task] .row >> text=web-2');
-    await page.waitForFunction(() => document.querySelector('section[data-type=service] .row')?.textContent?.includes('"replicas":3'));
+    await page.waitForFunction(`document.querySelector('section[data-type=service] .row')?.textContent?.includes('"replicas":3')`);
     expect(await page.textContent('section[data-type=task] h2')).toContain('(3)');
     await shot(page, 'fleet');
     await page.goto(`${inst.url}/#/costs`);
@@ -151,7 +151,7 @@ describe.skipIf(!CHROMIUM)('web console (headless chromium)', () => {
     expect(await page.$$('main img')).toHaveLength(0);
     expect(await page.$$('main script')).toHaveLength(0);
     await page.waitForTimeout(200);
-    expect(await page.evaluate(() => (window as unknown as { pwned?: number }).pwned)).toBeUndefined();
+    expect(await page.evaluate('window.pwned')).toBeUndefined();
     expect((page as Page & { errors?: string[] }).errors).toEqual([]);
     await shot(page, 'markup-as-text');
   });
