@@ -121,6 +121,9 @@ describe.skipIf(!CHROMIUM)('web console (headless chromium)', () => {
   it('a token with a narrow policy sees only its namespace', async () => {
     await api.submit({ op: 'create', resource: { type: 'policy', name: 'narrow-acme', data: { subjects: ['user:narrow'], rules: [{ verbs: ['get', 'list', 'watch'], types: ['*'], namespaces: ['acme'] }] } } });
     const t = await api.createToken('narrow');
+    // It is offered only what it may do: no capability it may not invoke.
+    expect(await api.as(t.token).json('GET', '/v1/console/apps')).toEqual([]);
+    expect(await api.json('GET', '/v1/console/apps')).toEqual([{ name: 'hello', version: '1.0.0', description: 'Says hello', capabilities: [{ name: 'greet', description: 'Greets someone' }] }]);
     const p = await signIn(browser, inst.url, t.token);
     try {
       await p.goto(`${inst.url}/#/tree/acme`);
