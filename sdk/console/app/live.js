@@ -117,6 +117,22 @@ export class Live {
       if (!signal.aborted) throw new Error('the watch stream ended');
     } catch (e) {
       if (signal.aborted) return;
+      // Fell behind the retained log: list again (every page at one new index) and watch from there.
+      const now = Date.now();
+      this.relists = (this.relists ?? []).filter((t) => now - t < 60_000);
+      if (e?.status === 409 && this.relists.length < 3) {
+        this.relists.push(now);
+        this.abort.abort();
+        this.abort = new AbortController();
+        for (const m of [this.byKey, this.byId, this.counts, this.cost]) m.clear();
+        this.state = 'loading';
+        this.draw();
+        return void this.start().catch((x) => {
+          this.state = 'stopped';
+          this.error = `${x?.message ?? x}; sign in again`;
+          this.draw();
+        });
+      }
       this.state = 'stopped';
       this.error = `${e?.message ?? e}; sign in again to re-list`;
       this.draw();
