@@ -73,6 +73,10 @@ describe('the server', () => {
     expectError(await http(s, 'GET', '/v1/resources?type=namespace', undefined, null), 401, 'unauthorized', message);
     expectError(await http(s, 'POST', '/v1/commands', conf('system', 'x'), null), 401, 'unauthorized', message);
     expectError(await http(s, 'GET', '/v1/watch', undefined, null), 401, 'unauthorized', message);
+    // Every sub-app of core/api/routes, and the routes other layers mount later (store, invoker).
+    for (const [method, route] of [['GET', '/v1/log'], ['GET', '/v1/tokens'], ['GET', '/v1/secrets/key'], ['GET', '/v1/handlers'], ['GET', '/v1/handlers/h/events'], ['DELETE', '/v1/handlers/h'], ['GET', '/v1/store/apps'], ['POST', '/v1/invocations'], ['GET', '/v1/nothing-here']] as const) {
+      expectError(await http(s, method, route, undefined, null), 401, 'unauthorized', message);
+    }
     // A well-formed token that does not exist, and a token with the right id but a wrong secret.
     const id = s.token.split('_')[1];
     expectError(await http(s, 'GET', '/v1/resources', undefined, 'os0_000000000000_aaaaaaaaaaaaaaaaaaaaaaaa'), 401, 'unauthorized', message);

@@ -199,7 +199,7 @@ describe('remote handlers', () => {
     expect(evs[2].old).toMatchObject({ name: 'x' });
   });
 
-  // BUG (core/api/server.ts, routes GET /v1/handlers/:name/events, POST /v1/handlers/:name/ack,
+  // BUG (core/api/routes/handlers.ts, routes GET /v1/handlers/:name/events, POST /v1/handlers/:name/ack,
   // DELETE /v1/handlers/:name): only authentication is checked, so any token, even one with no
   // policy at all, can move another handler's cursor (its owner then silently misses events) or
   // remove it. Remove `.fails` once fixed.

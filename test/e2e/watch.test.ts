@@ -107,7 +107,7 @@ describe('watch', () => {
     expect(denied.body.error).toMatchObject({ code: 'rejected', filter: 'permission', message: /nobody may not watch configuration in w/ });
   });
 
-  // BUG (core/api/server.ts watch(): no check that the type exists, unlike System.list): a watch
+  // BUG (core/api/routes/watch.ts, Watches.watch(): no check that the type exists, unlike System.list): a watch
   // of an unknown type is accepted (200) and streams nothing forever; GET /v1/resources?type=bogus
   // answers 404 `unknown type "bogus"`. Remove `.fails` once fixed.
   it('a watch of an unknown type is refused like a list of it (404)', async () => {

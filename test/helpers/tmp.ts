@@ -8,10 +8,14 @@ const ROOT = join(import.meta.dirname, '..', '..', '.test-data');
 // Registered when this module is imported (at collection): an afterAll registered from inside a
 // beforeAll (where many tests make their directory) would never run.
 const dirs = new Set<string>();
-afterAll(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-  dirs.clear();
-});
+try {
+  afterAll(() => {
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+    dirs.clear();
+  });
+} catch {
+  // Imported outside a test file (a child process's fixture): whoever made the directories removes them.
+}
 
 export function tempDir(prefix = 'os0-'): string {
   mkdirSync(ROOT, { recursive: true });

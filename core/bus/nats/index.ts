@@ -123,13 +123,22 @@ export class NatsBus implements Bus {
     } catch (e) {
       throw new OsError('unavailable', `cannot reach NATS at ${servers.join(',')} (${describe(e)}); check nats-server is running there with -js`);
     }
-    try {
-      const jsm = await jetstreamManager(nc, { timeout: opts.requestMsMax ?? 2000 });
-      const replicas = opts.replicas ?? (nc.info?.cluster ? 3 : 1);
-      return new NatsBus(nc, jsm, { ...opts, prefix }, replicas);
-    } catch (e) {
-      await nc.close();
-      throw new OsError('unavailable', `NATS at ${servers.join(',')} has no JetStream (${describe(e)}); start nats-server with -js`);
+    // A cluster that has just started answers JetStream only once it has elected a meta leader:
+    // keep asking, with backoff, for a bounded time (retryMsMax) before saying it has none.
+    const deadline = Date.now() + (opts.retryMsMax ?? 20_000);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const jsm = await jetstreamManager(nc, { timeout: opts.requestMsMax ?? 2000 });
+        const replicas = opts.replicas ?? (nc.info?.cluster ? 3 : 1);
+        return new NatsBus(nc, jsm, { ...opts, prefix }, replicas);
+      } catch (e) {
+        if (Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** attempt, 1000)));
+          continue;
+        }
+        await nc.close();
+        throw new OsError('unavailable', `NATS at ${servers.join(',')} has no JetStream (${describe(e)}); start nats-server with -js, and for a cluster check that a quorum of its servers is up`);
+      }
     }
   }
 
