@@ -31,6 +31,7 @@ const suites: Record<string, () => Promise<Suite>> = {
   bus: () => import('./bus.ts'),
   instance: () => import('./instance.ts'),
   agent: () => import('./agent.ts'),
+  console: () => import('./console.ts'),
 };
 
 /** Where suites keep their data (suites import only types from here, so they compute it too). */

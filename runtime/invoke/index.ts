@@ -105,6 +105,11 @@ export class Invoker {
    * `appFilters` (when given) and starts its handlers: each change matching a handler's query
    * runs its program with {action, index, old, new}, with the app's manifest permissions.
    */
+  /** The manifests of the apps loaded here (for the web console's apps view). */
+  manifests(): LoadedApp['manifest'][] {
+    return [...this.apps.values()].map((a) => a.manifest);
+  }
+
   add(app: LoadedApp, appFilters?: AppFilters): void {
     const before = this.handlerNames.get(app.manifest.name) ?? [];
     this.remove(app.manifest.name, appFilters);

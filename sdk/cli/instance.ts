@@ -9,14 +9,14 @@
  *   registry  the embedded package registry (optional)
  *   store     the app store, installing from that registry (optional)
  *   apps      app folders loaded for development (--app)
- *   http      the HTTP API, with the invoker's and the store's routes, then the registry's port
+ *   http      the HTTP API, with the invoker's and the store's routes and the web console
+ *             (sdk/console/), then the registry's port
  *
  *   bus       busØ: the embedded bus in DATA/bus, or NATS JetStream (--bus nats://...)
  *   machines  the machines zero-proc: registered/heartbeat events -> machine, machine/observed
  *   agent     the host's node agent (os0 up), on that bus, once the API serves (optional)
  *
- * The web console still joins as one more service, mounted by the http service. The http
- * service also serves the embedded bus at /v1/bus for agents on other machines, and
+ * The http service also serves the embedded bus at /v1/bus for agents on other machines, and
  * POST /v1/nodes/:name/token (runtime/agent/routes.ts).
  */
 import * as fs from 'node:fs';
@@ -32,6 +32,7 @@ import { Registry } from '../../registry/server/index.ts';
 import { AppFilters, Invoker, loadAppFolder } from '../../runtime/invoke/index.ts';
 import { Sandbox, type SandboxOptions } from '../../runtime/sandbox/index.ts';
 import { mountStore, Store } from '../../store/index.ts';
+import { mountConsole } from '../console/serve.ts';
 import { DataDir } from './datadir.ts';
 import { Services, service, type Service } from './services.ts';
 
@@ -316,6 +317,9 @@ export class Instance extends Services {
         this.invoker.mount(api);
         mountNodeRoutes(api, this.sys, this.bus);
         if (this.storeNow) mountStore(api, this.storeNow);
+        // The web console at `/`, with the apps loaded here for its apps view.
+        const invoker = this.invoker;
+        mountConsole(api, { apps: () => invoker.manifests(), mayInvoke: (actor, app, cap) => this.sys.permissions.allowed(actor, 'invoke', 'app', '', `${app}.${cap}`) });
         this.apiNow = api;
         try {
           this.portNow = await api.listen(port);

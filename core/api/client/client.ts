@@ -256,6 +256,28 @@ export class ApiClient {
   }
 
   /**
+   * One page of a list: at most `limit` resources in key order, the log index every page of this
+   * list shows the tree at, and the token of the next page (none after the last). A token whose
+   * index left the retained log fails with status 409 (code 'conflict'): list again from the start.
+   */
+  async listPage(q: ListQuery & { continue?: string } = {}): Promise<{ items: Listed[]; index: number; continue?: string }> {
+    const res = await this.request('GET', `/v1/resources${queryString({ ...listParams(q), limit: q.limit ?? 500, continue: q.continue })}`);
+    const items = (await res.json()) as Listed[];
+    const next = res.headers.get('x-os0-continue');
+    return { items, index: Number(res.headers.get('x-os0-index') ?? NaN), ...(next ? { continue: next } : {}) };
+  }
+
+  /** Every page of a list, in order (see listPage): all as of one log index. */
+  async *listPages(q: ListQuery = {}): AsyncGenerator<{ items: Listed[]; index: number }> {
+    let token: string | undefined;
+    do {
+      const p = await this.listPage({ ...q, continue: token });
+      yield { items: p.items, index: p.index };
+      token = p.continue;
+    } while (token);
+  }
+
+  /**
    * Changes to what matches, from `since` (default: now) on, as an async iterable; with
    * `reconnect`, a dropped stream (a restart of the server) resumes from the last index seen.
    */

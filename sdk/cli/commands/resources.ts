@@ -145,10 +145,17 @@ export async function get(word: string, name: string | undefined, opts: Common &
     }
     print(f, r, () => (t.name === 'type' ? typeTable([typeInfo(r)]) : tableOf([r])));
   } else {
-    const list = await client.json<Res[]>('GET', `/v1/resources${qs(q)}`);
+    // Page by page (500 at a time), every page as of the first one's log index.
+    const list: Res[] = [];
+    await client.call(async (api) => {
+      for await (const p of api.listPages({ type: q.type, namespace: q.namespace, tags: q.tags, observed: q.observed, limit: PAGE })) list.push(...(p.items as Res[]));
+    });
     print(f, list, () => (t.name === 'type' ? typeTable(list.map(typeInfo)) : tableOf(list)));
   }
 }
+
+/** Resources per page when `get` lists. */
+const PAGE = 500;
 
 export async function del(word: string, name: string, opts: Common & { namespace?: string }): Promise<void> {
   const f = format(opts.output);
