@@ -5,7 +5,8 @@
  * - a machine is a candidate when it is up, not cordoned, and carries every label the request asks for;
  * - it fits when its observed capacity minus what is placed on it leaves the request's cpu, memory
  *   and ports (a count from its port range);
- * - among those that fit: fewest replicas of the same service first (spread), then the fullest
+ * - among those that fit (a scan stops once CANDIDATES machines fit with no replica of the same
+ *   service, starting where the last scan started plus one, as Nomad limits its candidates): fewest replicas of the same service first (spread), then the fullest
  *   machine after placement (bin-packing, so big holes stay free for big requests);
  * - a namespace's quota (cpu, memoryMb) caps what is placed in it and below it; another
  *   namespace's reservation holds its unused part of the fleet's free capacity away from others.
@@ -54,6 +55,8 @@ interface MachineState {
 /** How many machines to name per exhausted resource in a reason. */
 const NAMED_MAX = 3;
 const EPS = 1e-9;
+/** Machines that fit without a replica of the same service, after which a scan stops. */
+const CANDIDATES = 24;
 
 const ancestors = (ns: string): string[] => {
   const out = [''];
@@ -67,6 +70,9 @@ const num = (n: number): string => String(Math.round(n * 1000) / 1000);
 /** The fleet as the scheduler sees it: machines, what is placed where, namespace quotas and reservations. */
 export class Fleet {
   private readonly machines = new Map<string, MachineState>();
+  /** The machines in a fixed order, for scans that start where the last one left off. */
+  private list: MachineState[] | null = null;
+  private cursor = 0;
   private readonly placed = new Map<string, { machine: string; req: PlacementRequest }>();
   /** Usage of each namespace and everything below it. */
   private readonly nsUsed = new Map<string, Capacity>();
@@ -76,11 +82,15 @@ export class Fleet {
   setMachine(view: MachineView): void {
     const m = this.machines.get(view.name);
     if (m) m.view = view;
-    else this.machines.set(view.name, { view, cpu: 0, memoryMb: 0, ports: 0, groups: new Map() });
+    else {
+      this.machines.set(view.name, { view, cpu: 0, memoryMb: 0, ports: 0, groups: new Map() });
+      this.list = null;
+    }
   }
 
   removeMachine(name: string): void {
     this.machines.delete(name);
+    this.list = null;
   }
 
   machine(name: string): MachineView | undefined {
@@ -114,6 +124,7 @@ export class Fleet {
       // Placed on a machine not (or no longer) known: count it there all the same.
       m = { view: { name: machine, cpu: 0, memoryMb: 0, ports: [0, -1], labels: {}, up: false, cordoned: true }, cpu: 0, memoryMb: 0, ports: 0, groups: new Map() };
       this.machines.set(machine, m);
+      this.list = null;
     }
     m.cpu += req.cpu;
     m.memoryMb += req.memoryMb;
@@ -172,7 +183,16 @@ export class Fleet {
     let freeCpu = 0;
     let freeMem = 0;
     const wantLabels = req.labels ? Object.entries(req.labels) : [];
-    for (const m of this.machines.values()) {
+    const list = (this.list ??= [...this.machines.values()]);
+    const n = list.length;
+    const start = this.cursor % Math.max(1, n);
+    this.cursor = start + 1;
+    let ideal = 0;
+    for (let i = 0; i < n; i++) {
+      // Like Nomad's limit iterator: enough machines that fit with nothing of this service on
+      // them is enough to choose from; a full scan happens only when few fit.
+      if (ideal >= CANDIDATES && !held) break;
+      const m = list[start + i < n ? start + i : start + i - n];
       const v = m.view;
       if (!v.up) {
         down++;
@@ -214,7 +234,8 @@ export class Fleet {
       }
       if (!ok) continue;
       // Spread first, then best fit: the fuller the machine after placement, the better.
-      const spread = m.groups.get(req.group) ?? 0;
+      const spread = m.groups.size === 0 ? 0 : (m.groups.get(req.group) ?? 0);
+      if (spread === 0) ideal++;
       const fill = (v.cpu > 0 ? (m.cpu + req.cpu) / v.cpu : 1) + (v.memoryMb > 0 ? (m.memoryMb + req.memoryMb) / v.memoryMb : 1);
       const score = spread * 4 - fill;
       if (score < bestScore) {
