@@ -5,20 +5,24 @@
  *
  *   data      the data directory, locked (datadir.ts)
  *   core      the System: the log, the tree, permissions, economy, handlers
+ *   bus       busØ (core/bus): embedded in DATA/bus, or NATS JetStream
+ *   kernel    the zero-procs (core/kernel): reconciler, scheduler, executor, sensor
  *   sandbox   the sandbox processes, the app filters and the invoker
  *   registry  the embedded package registry (optional)
  *   store     the app store, installing from that registry (optional)
  *   apps      app folders loaded for development (--app)
  *   http      the HTTP API, with the invoker's and the store's routes, then the registry's port
  *
- * The pieces still to come each join as one more service, in this order: busØ after the core
- * (see BUS below), the zero-procs after the sandbox, DNS and the node agent after the bus, the
- * web console mounted by the http service.
+ * The pieces still to come each join as one more service, in this order: DNS and the node agent
+ * after the bus, the web console mounted by the http service.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Api } from '../../core/api/server.ts';
 import { ADMIN_GROUP } from '../../core/auth/permission.ts';
+import { openBus, type Bus } from '../../core/bus/index.ts';
+import { Kernel } from '../../core/kernel/index.ts';
+import type { Resource } from '../../core/resource.ts';
 import { System } from '../../core/system.ts';
 import { Registry } from '../../registry/server/index.ts';
 import { AppFilters, Invoker, loadAppFolder } from '../../runtime/invoke/index.ts';
@@ -32,8 +36,10 @@ export interface InstanceOptions {
   data: string;
   /** The API's port: 0 for any free one, null for no HTTP at all (in-process use). Default 7070. */
   port?: number | null;
-  /** The bus: 'embedded' (the only one so far). */
+  /** The bus: 'embedded' (default, in DATA/bus) or nats://HOST:PORT[,…] (core/bus). */
   bus?: string;
+  /** Run the kernel's zero-procs (default true). */
+  kernel?: boolean;
   /** App folders to load and make invocable (development; the store installs the real ones). */
   apps?: string[];
   /** The core's log and memory settings. */
@@ -64,6 +70,8 @@ export class Instance extends Services {
   /** Built before the core: the core runs app filters, and the sandbox attaches to them. */
   readonly appFilters = new AppFilters();
   private sysNow: System | null = null;
+  private busNow: Bus | null = null;
+  private kernelNow: Kernel | null = null;
   private sandboxNow: Sandbox | null = null;
   private invokerNow: Invoker | null = null;
   private registryNow: Registry | null = null;
@@ -82,8 +90,8 @@ export class Instance extends Services {
     const registry = opts.registry ?? 'embedded';
     this.add(this.data);
     this.add(this.core());
-    // BUS: busØ joins here, as a service built from `openBus()` (core/bus/), after the core and
-    // before anything that sends node-commands; `opts.bus` picks the implementation.
+    this.add(this.fleetBus());
+    if (opts.kernel !== false) this.add(this.kernel());
     this.add(this.sandboxes());
     if (registry === 'embedded') this.add(this.embeddedRegistry(port));
     else if (registry) this.registryUrlNow = registry.url;
@@ -118,6 +126,47 @@ export class Instance extends Services {
         this.sysNow = null;
       },
     );
+  }
+
+  /** busØ, after the core and before anything that sends node-commands; `opts.bus` picks the implementation. */
+  private fleetBus(): Service {
+    return service(
+      'bus',
+      async () => {
+        this.busNow = await openBus(this.opts.bus ?? 'embedded', { dir: path.join(this.dir, 'bus') });
+      },
+      async () => {
+        await this.busNow?.close();
+        this.busNow = null;
+      },
+    );
+  }
+
+  /** The kernel's zero-procs (core/kernel): reconciler, scheduler, executor, sensor. */
+  private kernel(): Service {
+    return service(
+      'kernel',
+      async (ctx) => {
+        const k = new Kernel(this.sys, this.bus, { report: ctx.report, resolveSecret: (ns, name, key) => this.resolveSecret(ns, name, key) });
+        await k.start();
+        this.kernelNow = k;
+      },
+      async () => {
+        await this.kernelNow?.stop();
+        this.kernelNow = null;
+      },
+    );
+  }
+
+  /** One key of a secret, for a process's env: read only when the executor sends the start. */
+  private async resolveSecret(ns: string, name: string, key: string): Promise<string> {
+    const sys = this.sys as System & { unsealSecret?: (r: Resource) => Record<string, string> };
+    const r = sys.core.get('secret', name, ns);
+    if (!r) throw new Error(`secret ${ns}/${name} does not exist`);
+    if (!sys.unsealSecret) throw new Error('this version of osØ cannot unseal secrets for processes');
+    const v = sys.unsealSecret(r)[key];
+    if (v === undefined) throw new Error(`secret ${ns}/${name} has no key ${key}`);
+    return v;
   }
 
   /** The sandbox processes, the app filters attached to them, and the invoker that runs apps there. */
@@ -253,6 +302,12 @@ export class Instance extends Services {
   }
   get sys(): System {
     return need(this.sysNow, 'core');
+  }
+  get bus(): Bus {
+    return need(this.busNow, 'bus');
+  }
+  get kernelProcs(): Kernel {
+    return need(this.kernelNow, 'kernel');
   }
   get sandbox(): Sandbox {
     return need(this.sandboxNow, 'sandbox');
