@@ -12,30 +12,9 @@
  * Later happenings (a process exits, a health check turns) are events without `commandId`.
  */
 
-/** A node-command as the agent hands it to a device: `type` is `<device>.<verb>`. */
-export interface DeviceCommand {
-  readonly id: string;
-  readonly type: string;
-}
-
-/** What a device reports. `at` is milliseconds since the epoch. */
-export interface DeviceEvent {
-  readonly device: string;
-  readonly type: string;
-  readonly at: number;
-  /** Set on the one outcome of a command. */
-  readonly commandId?: string;
-}
-
-export type FailureCode = 'invalid' | 'busy' | 'limit' | 'not-found' | 'conflict' | 'host' | 'closed';
-
-export interface FailedEvent extends DeviceEvent {
-  readonly type: 'failed';
-  readonly commandId: string;
-  readonly code: FailureCode;
-  /** One line: what was wrong and what to do. */
-  readonly error: string;
-}
+// The command and event shapes live in core (core/bus/messages.ts) so the kernel reads the same ones.
+import type { DeviceCommand, DeviceEvent, FailedEvent, FailureCode } from '../../../core/bus/messages.ts';
+export type { DeviceCommand, DeviceEvent, FailedEvent, FailureCode };
 
 export type Emit<E extends DeviceEvent = DeviceEvent> = (event: E | FailedEvent) => void;
 

@@ -13,28 +13,8 @@ import { Zone, ZoneError, type DnsRecord, type DnsRecordInput } from './zone.ts'
 export { serviceDnsName, ZONE_FQDN } from './names.ts';
 export type { DnsRecord, DnsRecordInput, DnsRecordType, SrvValue } from './zone.ts';
 
-export type DnsCommand =
-  | { readonly id: string; readonly type: 'dns.set'; readonly record: DnsRecordInput }
-  | { readonly id: string; readonly type: 'dns.remove'; readonly recordId: string };
-
-/** `dns.set` done: the record is served (`changed` false when it already was, as given). */
-export interface DnsSetEvent extends DeviceEvent {
-  readonly type: 'set';
-  readonly recordId: string;
-  readonly name: string;
-  readonly changed: boolean;
-  readonly serial: number;
-}
-
-/** `dns.remove` done: the record is no longer served (`existed` false when it never was). */
-export interface DnsRemovedEvent extends DeviceEvent {
-  readonly type: 'removed';
-  readonly recordId: string;
-  readonly existed: boolean;
-  readonly serial: number;
-}
-
-export type DnsEvent = DnsSetEvent | DnsRemovedEvent;
+import type { DnsCommand, DnsEvent } from '../../../../core/bus/messages.ts';
+export type { DnsCommand, DnsEvent, DnsRemovedEvent, DnsSetEvent } from '../../../../core/bus/messages.ts';
 
 export interface DnsSnapshot {
   zone: string;

@@ -10,28 +10,9 @@ import * as net from 'node:net';
 import type { Answer, SoaAnswer } from 'dns-packet';
 import { ancestorsInZone, canonicalName, inZone, nameError, ZONE } from './names.ts';
 
-export type DnsRecordType = 'A' | 'AAAA' | 'CNAME' | 'SRV' | 'TXT';
+import type { DnsRecordInput, DnsRecordType, SrvValue } from '../../../../core/bus/messages.ts';
+export type { DnsRecordInput, DnsRecordType, SrvValue } from '../../../../core/bus/messages.ts';
 export const RECORD_TYPES: readonly DnsRecordType[] = ['A', 'AAAA', 'CNAME', 'SRV', 'TXT'];
-
-export interface SrvValue {
-  priority: number;
-  weight: number;
-  port: number;
-  target: string;
-}
-
-/**
- * A record as it is set. `value` by type: A an IPv4 address, AAAA an IPv6 address, CNAME a name,
- * SRV `{priority, weight, port, target}` or the string `"priority weight port target"`, TXT a
- * string or a list of strings (each cut into 255-byte pieces on the wire).
- */
-export interface DnsRecordInput {
-  id: string;
-  name: string;
-  type: DnsRecordType;
-  value: string | string[] | SrvValue;
-  ttl?: number;
-}
 
 /** A record as the zone holds it: name canonical (lowercase, no trailing dot), value checked. */
 export interface DnsRecord {

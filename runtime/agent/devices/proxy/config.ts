@@ -4,33 +4,8 @@
 import * as net from 'node:net';
 import { HEALTH_DEFAULTS, type HealthCheck, type HealthTiming } from './health.ts';
 
-export interface BackendSpec {
-  /** Names the backend across reconfigurations; `host:port` by default. */
-  id?: string;
-  host: string;
-  port: number;
-}
-
-/** What `proxy.configure` carries (everything but `listen.port` and `backends` has a default). */
-export interface ProxyConfigInput {
-  /** Names the load balancer in this device, e.g. `demo/web`. */
-  proxyId: string;
-  listen: { host?: string; port: number };
-  backends: BackendSpec[];
-  /**
-   * TCP connect by default; or `{type: 'http', path: '/healthz'}` (a service's `{http: '/healthz'}`
-   * and `{tcp: true}` are understood too); timing fields beside it.
-   */
-  health?: (HealthCheck | { type?: undefined }) & Partial<HealthTiming>;
-  /** How long a removed backend's connections may go on before they are cut (30 s). */
-  drainTimeoutMs?: number;
-  /** Client connections held at once (10,000); more are closed at accept. */
-  connectionsMax?: number;
-  /** A backend that does not accept within this is a failure, and the next one is tried (3 s). */
-  connectTimeoutMs?: number;
-  /** A connection with no bytes either way for this long is closed (10 min). */
-  idleTimeoutMs?: number;
-}
+import type { BackendSpec, ProxyConfigInput } from '../../../../core/bus/messages.ts';
+export type { BackendSpec, ProxyConfigInput } from '../../../../core/bus/messages.ts';
 
 export interface ProxyConfig {
   proxyId: string;

@@ -5,20 +5,8 @@
 import * as http from 'node:http';
 import * as net from 'node:net';
 
-export type HealthCheck =
-  | { type: 'tcp' }
-  | { type: 'http'; /** Request path, e.g. /healthz. */ path: string; /** Host header; the backend's address by default. */ host?: string };
-
-export interface HealthTiming {
-  /** Time between the starts of two probes of one backend. */
-  intervalMs: number;
-  /** A probe that takes longer fails. */
-  timeoutMs: number;
-  /** Consecutive passes that make an unhealthy (or new) backend healthy. */
-  healthyThreshold: number;
-  /** Consecutive failures (probes or connections that could not be made) that make it unhealthy. */
-  unhealthyThreshold: number;
-}
+import type { HealthCheck, HealthTiming } from '../../../../core/bus/messages.ts';
+export type { HealthCheck, HealthTiming } from '../../../../core/bus/messages.ts';
 
 export const HEALTH_DEFAULTS: HealthTiming = { intervalMs: 2000, timeoutMs: 1000, healthyThreshold: 2, unhealthyThreshold: 2 };
 

@@ -17,44 +17,8 @@ export type { BackendSpec, ProxyConfigInput } from './config.ts';
 export type { BackendSnapshot, BalancerSnapshot, Health } from './balancer.ts';
 export { proxyMetrics } from './metrics.ts';
 
-export type ProxyCommand =
-  | { readonly id: string; readonly type: 'proxy.configure'; readonly proxy: ProxyConfigInput }
-  | { readonly id: string; readonly type: 'proxy.remove'; readonly proxyId: string };
-
-/** `proxy.configure` done: listening, backends as given (`changed` false when it already was). */
-export interface ProxyConfiguredEvent extends DeviceEvent {
-  readonly type: 'configured';
-  readonly proxyId: string;
-  readonly listen: { host: string; port: number };
-  readonly changed: boolean;
-}
-
-/** `proxy.remove` done: no longer listening; its connections drain (`drained` events follow). */
-export interface ProxyRemovedEvent extends DeviceEvent {
-  readonly type: 'removed';
-  readonly proxyId: string;
-  readonly existed: boolean;
-}
-
-/** A backend turned healthy or unhealthy (no command). */
-export interface ProxyHealthEvent extends DeviceEvent {
-  readonly type: 'health';
-  readonly proxyId: string;
-  readonly backendId: string;
-  readonly health: 'unknown' | 'healthy' | 'unhealthy';
-  readonly error?: string;
-}
-
-/** A removed backend has no connections left (`forced`: the drain timeout cut some). */
-export interface ProxyDrainedEvent extends DeviceEvent {
-  readonly type: 'drained';
-  readonly proxyId: string;
-  readonly backendId: string;
-  readonly forced: boolean;
-  readonly connectionsCut: number;
-}
-
-export type ProxyEvent = ProxyConfiguredEvent | ProxyRemovedEvent | ProxyHealthEvent | ProxyDrainedEvent;
+import type { ProxyCommand, ProxyConfiguredEvent, ProxyEvent } from '../../../../core/bus/messages.ts';
+export type { ProxyCommand, ProxyConfiguredEvent, ProxyDrainedEvent, ProxyEvent, ProxyHealthEvent, ProxyRemovedEvent } from '../../../../core/bus/messages.ts';
 
 export interface ProxySnapshot {
   proxies: BalancerSnapshot[];

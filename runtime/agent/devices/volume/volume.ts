@@ -4,52 +4,20 @@
  * `Quota` backend: a loop-mounted ext4 file (hard: the file system is full at the quota) or a
  * measured directory (soft: over the quota, the tree turns read-only). See README.md.
  */
-import type { Device, DeviceCommand, DeviceEvent } from '../device.ts';
+import type { Device } from '../device.ts';
 
 export type QuotaKind = 'loop' | 'measured';
 
-export interface EnsureCommand extends DeviceCommand {
-  readonly type: 'volume.ensure';
-  /** [A-Za-z0-9][A-Za-z0-9._-]*, at most 100 characters. */
-  readonly volume: string;
-  readonly sizeBytes: number;
-  /** Who owns the volume's top directory (default root), so a program running as that user can write. */
-  readonly owner?: { readonly uid: number; readonly gid: number };
-}
-
-export interface DeleteCommand extends DeviceCommand {
-  readonly type: 'volume.delete';
-  readonly volume: string;
-}
-
-export type VolumeCommand = EnsureCommand | DeleteCommand;
-
-export interface EnsuredEvent extends DeviceEvent {
-  readonly type: 'ensured';
-  readonly volume: string;
-  /** Where a process finds it: give this path to the process (env or cwd). */
-  readonly path: string;
-  readonly sizeBytes: number;
-  /** True when the host enforces the quota itself (the file system fills up). */
-  readonly hard: boolean;
-  readonly already: boolean;
-}
-
-export interface DeletedEvent extends DeviceEvent {
-  readonly type: 'deleted';
-  readonly volume: string;
-  readonly already: boolean;
-}
-
-/** A measured volume went over its quota and now refuses writes (or came back under it). */
-export interface QuotaEvent extends DeviceEvent {
-  readonly type: 'over-quota' | 'under-quota';
-  readonly volume: string;
-  readonly usedBytes: number;
-  readonly sizeBytes: number;
-}
-
-export type VolumeEvent = EnsuredEvent | DeletedEvent | QuotaEvent;
+import type { VolumeCommand, VolumeEvent } from '../../../../core/bus/messages.ts';
+export type {
+  VolumeEnsureCommand as EnsureCommand,
+  VolumeDeleteCommand as DeleteCommand,
+  VolumeCommand,
+  VolumeEnsuredEvent as EnsuredEvent,
+  VolumeDeletedEvent as DeletedEvent,
+  VolumeQuotaEvent as QuotaEvent,
+  VolumeEvent,
+} from '../../../../core/bus/messages.ts';
 
 export interface VolumeInfo {
   volume: string;
