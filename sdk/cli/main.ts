@@ -59,6 +59,22 @@ remote(program.command('watch').description('stream changes to resources of a ty
   .option('--observed', 'the observed state')
   .action(async (type, o) => (await import('./commands/resources.ts')).watch(type, o));
 
+remote(program.command('describe').description('desired and observed state, recent changes, and why it is pending').argument('<type>').argument('<name>'))
+  .option('-n, --namespace <ns>', 'namespace')
+  .action(async (type, name, o) => (await import('./commands/fleet.ts')).describe(type, name, o));
+
+remote(program.command('cordon').description('place nothing new on a machine').argument('<machine>'))
+  .action(async (name, o) => (await import('./commands/fleet.ts')).cordon(name, o));
+
+remote(program.command('uncordon').description('let the scheduler use a machine again (ends a drain)').argument('<machine>'))
+  .action(async (name, o) => (await import('./commands/fleet.ts')).uncordon(name, o));
+
+remote(program.command('drain').description("cordon a machine and move its tasks elsewhere").argument('<machine>'))
+  .option('--deadline <duration>', 'after this, whatever is left moves (or goes pending)', '5m')
+  .option('--parallelism <n>', 'tasks moved at a time', '1')
+  .option('--no-wait', 'return once the drain is asked for')
+  .action(async (name, o) => (await import('./commands/fleet.ts')).drain(name, o));
+
 remote(program.command('log').description('the command log: who did what, at which index'))
   .option('--since <index>', 'records after this index (default: the last 100)')
   .option('--limit <n>', 'at most this many records')

@@ -4,6 +4,7 @@ import { parseAllDocuments } from 'yaml';
 import type { Resource } from '../../../core/resource.ts';
 import { Client, CliError, type ClientOptions } from '../client.ts';
 import { age, format, print, renderTable } from '../output.ts';
+import { fleetTable } from './fleet.ts';
 
 export interface Common extends ClientOptions {
   output?: string;
@@ -96,7 +97,14 @@ export async function get(type: string, name: string | undefined, opts: Common &
     print(f, r, () => tableOf([r]));
   } else {
     const list = await client.json<Res[]>('GET', `/v1/resources${qs(q)}`);
-    print(f, list, () => tableOf(list));
+    // The fleet's types show their state (and a task its observed state) in the table.
+    let fleet: string[][] | null = null;
+    if (f === 'table' && !opts.observed && ['process', 'task', 'assignment'].includes(type)) {
+      const obs = type === 'task' ? await client.json<Res[]>('GET', `/v1/resources${qs({ ...q, observed: true })}`) : [];
+      const byKey = new Map(obs.map((o) => [`${o.namespace}/${o.name}`, o]));
+      fleet = fleetTable(type, list, (r) => byKey.get(`${r.namespace}/${r.name}`));
+    }
+    print(f, list, () => fleet ?? tableOf(list));
   }
 }
 
