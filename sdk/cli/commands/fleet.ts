@@ -82,7 +82,7 @@ export async function describe(type: string, name: string, opts: Common): Promis
   }
   if (type === 'machine') {
     const as = await client.json<Resource[]>('GET', `/v1/resources${qs({ type: 'assignment' })}`);
-    for (const a of as) if (d(a).from === name && d(a).reason) why.push(`${a.namespace}/${a.name}: ${d(a).reason}`);
+    for (const a of as) if ((d(a).from === name || d(a).machine === name) && d(a).reason) why.push(`${a.namespace}/${a.name}: ${d(a).reason}`);
   }
   // Recent changes to it (and, for a service, to its tasks) from the log.
   const since = Math.max(0, desired.revision - 2000);
