@@ -1,11 +1,12 @@
 /**
  * The kernel's zero-procs, together (README.md): the service reconciler, the scheduler, the
- * executor and the sensor processor, plus the loop that keeps each task's observed state in step
+ * executor and the sensor processor, the health checks, plus the loop that keeps each task's observed state in step
  * with its assignment. They run in-process as `system`, on the handler API apps use.
  */
 import type { Bus } from '../bus/bus.ts';
 import type { System } from '../system.ts';
 import { Executor, type ResolveSecret } from './executor.ts';
+import { Health } from './health.ts';
 import { Loop } from './loop.ts';
 import { Reconciler } from './reconciler.ts';
 import { Scheduler } from './scheduler.ts';
@@ -27,6 +28,7 @@ export class Kernel {
   readonly scheduler: Scheduler;
   readonly executor: Executor;
   readonly sensor: Sensor;
+  readonly health: Health;
   private readonly tasks: Loop;
   private readonly sys: System;
 
@@ -37,6 +39,7 @@ export class Kernel {
     this.scheduler = new Scheduler(core, opts.report);
     this.executor = new Executor(core, bus, { resolveSecret: opts.resolveSecret, report: opts.report });
     this.sensor = new Sensor(core, bus, opts.report);
+    this.health = new Health(core, { report: opts.report });
     this.tasks = new Loop({ name: 'tasks', queries: [{ type: 'assignment' }, { type: 'task' }], pass: () => refreshTaskObserved(core), report: opts.report });
   }
 
@@ -47,9 +50,11 @@ export class Kernel {
     this.executor.start(h);
     this.tasks.start(h);
     this.reconciler.start(h);
+    this.health.start();
   }
 
   async stop(): Promise<void> {
+    await this.health.stop();
     await this.reconciler.stop();
     await this.tasks.stop();
     await this.executor.stop();
