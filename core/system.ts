@@ -122,14 +122,14 @@ export class System {
       throw new OsError('not_found', `unknown type "${q.type}"; 'os0 get type' lists the types there are`);
     }
     if (q.type !== undefined && this.permissions.allowed(actor, 'list', q.type, ns)) return this.core.query(q);
-    const out = this.core.query({ ...q, limit: undefined }).filter((r) => this.permissions.allowed(actor, 'list', r.type, r.namespace));
+    const out = this.core.query({ ...q, limit: undefined }).filter((r) => this.permissions.allowedOn(actor, 'list', r));
     if (q.type !== undefined && out.length === 0) this.authorize(actor, 'list', q.type, ns);
     return q.limit !== undefined ? out.slice(0, q.limit) : out;
   }
 
   get(actor: Actor, type: string, name: string, namespace: string): Resource {
-    this.authorize(actor, 'get', type, namespace);
     const r = this.core.get(type, name, namespace);
+    if (!(r ? this.permissions.allowedOn(actor, 'get', r) : this.permissions.allowed(actor, 'get', type, namespace))) this.authorize(actor, 'get', type, namespace);
     if (!r) throw new OsError('not_found', `${type} ${namespace ? namespace + '/' : ''}${name} does not exist`);
     return r;
   }
@@ -137,7 +137,7 @@ export class System {
   getById(actor: Actor, id: string): Resource {
     const r = this.core.getById(id);
     if (!r) throw new OsError('not_found', `no resource with id ${id}`);
-    this.authorize(actor, 'get', r.type, r.namespace);
+    if (!this.permissions.allowedOn(actor, 'get', r)) this.authorize(actor, 'get', r.type, r.namespace);
     return r;
   }
 

@@ -11,6 +11,7 @@ import { OsError, Rejection } from '../errors.ts';
 import type { Filter, FilterContext, PlannedChange } from '../filter.ts';
 import type { Resource } from '../resource.ts';
 import { baseType, isObserved } from '../types/schema-filter.ts';
+import { nodeMayRead, nodeMayWrite, nodeOf } from './node.ts';
 
 export type Verb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'delete' | 'invoke';
 
@@ -125,6 +126,8 @@ export class Permissions implements Filter {
    */
   allowed(actor: Actor, verb: Verb, type: string, namespace: string, app?: string): boolean {
     if (actor.name === SYSTEM_ACTOR) return true;
+    // A node's rights depend on each resource (node.ts): see allowedOn.
+    if (nodeOf(actor.name) !== null) return false;
     let allow = false;
     const visit = (rules: Rule[] | undefined): boolean => {
       if (!rules) return false;
@@ -141,6 +144,15 @@ export class Permissions implements Filter {
     if (visit(this.bySubject.get(`user:${actor.name}`))) return false;
     for (const g of actor.groups) if (visit(this.bySubject.get(`group:${g}`))) return false;
     return allow;
+  }
+
+  /** Whether the actor may do `verb` on this resource: `allowed`, or a node's rights on it. */
+  allowedOn(actor: Actor, verb: Verb, r: Pick<Resource, 'type' | 'namespace' | 'name' | 'data'>): boolean {
+    const node = nodeOf(actor.name);
+    if (node === null) return this.allowed(actor, verb, r.type, r.namespace);
+    if (verb === 'get' || verb === 'list' || verb === 'watch') return nodeMayRead(node, r);
+    if (verb === 'create' || verb === 'update' || verb === 'delete') return nodeMayWrite(node, r);
+    return false;
   }
 
   /** Throws a one-line refusal unless allowed. */
@@ -167,6 +179,13 @@ export class Permissions implements Filter {
     if (ctx.actor === SYSTEM_ACTOR) return;
     const r = change.next ?? change.old!;
     const verb: Verb = !change.next ? 'delete' : change.old ? 'update' : 'create';
+    const node = nodeOf(ctx.actor);
+    if (node !== null) {
+      if ((change.old && !nodeMayWrite(node, change.old)) || (change.next && !nodeMayWrite(node, change.next))) {
+        throw new Rejection('permission', `${ctx.actor} may write only the observed state of its own machine and of what runs on it, not ${r.type} ${r.namespace ? r.namespace + '/' : ''}${r.name}`);
+      }
+      return;
+    }
     this.authorize(this.actor(ctx.actor), verb, r.type, r.namespace);
   }
 

@@ -51,7 +51,8 @@ export interface AgentOptions {
 }
 
 export const AGENT_DEFAULTS = { ports: [20000, 20999] as [number, number], heartbeatMs: 5000, inFlightMax: 32, outboxMax: 10_000 } as const;
-const NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
+/** A bus stream name and a resource name at once: lowercase letters, digits, "-" and "_". */
+const NAME_RE = /^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$/;
 const LABEL_KEY_RE = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/;
 const LABELS_MAX = 64;
 const DEVICES = ['process', 'volume', 'proxy', 'dns'] as const;
@@ -68,7 +69,7 @@ export function detectCapacity(): MachineCapacity {
 
 /** Checks an agent's options; a one-line message naming the flag to fix, or undefined. */
 export function checkAgentOptions(o: Pick<AgentOptions, 'name' | 'capacity' | 'ports' | 'labels' | 'heartbeatMs'>): string | undefined {
-  if (!NAME_RE.test(o.name)) return `node name "${o.name}" must be 1-64 letters, digits, "-" or "_" (--name)`;
+  if (!NAME_RE.test(o.name)) return `node name "${o.name}" must be 1-64 lowercase letters, digits, "-" or "_", starting and ending with a letter or digit (--name)`;
   const c = o.capacity ?? {};
   if (c.cpu !== undefined && !(Number.isFinite(c.cpu) && c.cpu > 0 && c.cpu <= 4096)) return `--cpu must be a number of CPUs above 0 (got ${c.cpu})`;
   if (c.memoryMb !== undefined && !(Number.isInteger(c.memoryMb) && c.memoryMb > 0)) return `--memory-mb must be a whole number of MiB above 0 (got ${c.memoryMb})`;
@@ -144,7 +145,6 @@ export class Agent {
     try {
       this.processes = await LocalProcesses.open({
         dataDir: path.join(this.opts.dataDir, 'processes'),
-        name: this.name,
         emit,
         ports: this.ports,
         processesMax: this.opts.processesMax,

@@ -5,16 +5,21 @@
  *
  *   data      the data directory, locked (datadir.ts)
  *   core      the System: the log, the tree, permissions, economy, handlers
- *   bus       busØ (core/bus): embedded in DATA/bus, or NATS JetStream
- *   kernel    the zero-procs (core/kernel): reconciler, scheduler, executor, sensor
+ *   bus       busØ: the embedded bus in DATA/bus, or NATS JetStream (--bus nats://...)
+ *   machines  (see below)
+ *   kernel    the zero-procs (core/kernel): reconciler, scheduler, executor, sensor, health
  *   sandbox   the sandbox processes, the app filters and the invoker
  *   registry  the embedded package registry (optional)
  *   store     the app store, installing from that registry (optional)
  *   apps      app folders loaded for development (--app)
  *   http      the HTTP API, with the invoker's and the store's routes, then the registry's port
  *
- * The pieces still to come each join as one more service, in this order: DNS and the node agent
- * after the bus, the web console mounted by the http service.
+ *   machines  the machines zero-proc: registered/heartbeat events -> machine, machine/observed
+ *   agent     the host's node agent (os0 up), on that bus, once the API serves (optional)
+ *
+ * The web console still joins as one more service, mounted by the http service. The http
+ * service also serves the embedded bus at /v1/bus for agents on other machines, and
+ * POST /v1/nodes/:name/token (runtime/agent/routes.ts).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -22,8 +27,11 @@ import { Api } from '../../core/api/server.ts';
 import { ADMIN_GROUP } from '../../core/auth/permission.ts';
 import { openBus, type Bus } from '../../core/bus/index.ts';
 import { Kernel } from '../../core/kernel/index.ts';
+import { Machines } from '../../core/kernel/machines.ts';
 import type { Resource } from '../../core/resource.ts';
 import { System } from '../../core/system.ts';
+import { Agent, type AgentOptions } from '../../runtime/agent/agent.ts';
+import { mountNodeRoutes } from '../../runtime/agent/routes.ts';
 import { Registry } from '../../registry/server/index.ts';
 import { AppFilters, Invoker, loadAppFolder } from '../../runtime/invoke/index.ts';
 import { Sandbox, type SandboxOptions } from '../../runtime/sandbox/index.ts';
@@ -36,10 +44,20 @@ export interface InstanceOptions {
   data: string;
   /** The API's port: 0 for any free one, null for no HTTP at all (in-process use). Default 7070. */
   port?: number | null;
-  /** The bus: 'embedded' (default, in DATA/bus) or nats://HOST:PORT[,…] (core/bus). */
-  bus?: string;
   /** Run the kernel's zero-procs (default true). */
   kernel?: boolean;
+  /** The bus: 'embedded' (default, in DATA/bus) or nats://HOST:PORT[,HOST:PORT...]. */
+  bus?: string;
+  /** Streams' prefix on a shared NATS (default os0). */
+  busPrefix?: string;
+  /**
+   * The host's node agent (`os0 up` runs one; default none): its name (default `local`), its
+   * DNS device's port on 127.0.0.1 (default 7053; 0 for any free one; null for none), and the
+   * rest of its settings.
+   */
+  agent?: false | (Partial<Omit<AgentOptions, 'bus' | 'dataDir'>> & { dnsPort?: number | null });
+  /** How often the machines zero-proc checks for missed heartbeats (ms, default 1000). */
+  machinesCheckMs?: number;
   /** App folders to load and make invocable (development; the store installs the real ones). */
   apps?: string[];
   /** The core's log and memory settings. */
@@ -70,7 +88,6 @@ export class Instance extends Services {
   /** Built before the core: the core runs app filters, and the sandbox attaches to them. */
   readonly appFilters = new AppFilters();
   private sysNow: System | null = null;
-  private busNow: Bus | null = null;
   private kernelNow: Kernel | null = null;
   private sandboxNow: Sandbox | null = null;
   private invokerNow: Invoker | null = null;
@@ -79,11 +96,14 @@ export class Instance extends Services {
   private apiNow: Api | null = null;
   private portNow = 0;
   private registryUrlNow: string | null = null;
+  private busNow: Bus | null = null;
+  private machinesNow: Machines | null = null;
+  private agentNow: Agent | null = null;
 
   /** Builds (does not start) an instance: `await inst.start()`, later `await inst.stop()`. */
   constructor(opts: InstanceOptions) {
     super();
-    if (opts.bus && opts.bus !== 'embedded') throw new Error(`--bus ${opts.bus}: only the embedded bus is available in this version`);
+    if (opts.bus && opts.bus !== 'embedded' && !opts.bus.startsWith('nats://')) throw new Error(`--bus ${opts.bus}: use embedded or nats://HOST:PORT[,HOST:PORT...]`);
     this.opts = opts;
     this.data = new DataDir(opts.data, { lock: opts.lock });
     const port = opts.port === undefined ? 7070 : opts.port;
@@ -91,6 +111,7 @@ export class Instance extends Services {
     this.add(this.data);
     this.add(this.core());
     this.add(this.fleetBus());
+    this.add(this.machines());
     if (opts.kernel !== false) this.add(this.kernel());
     this.add(this.sandboxes());
     if (registry === 'embedded') this.add(this.embeddedRegistry(port));
@@ -98,6 +119,75 @@ export class Instance extends Services {
     if (registry) this.add(this.appStore(registry === 'embedded' ? undefined : registry.key));
     if (opts.apps?.length) this.add(this.devApps(opts.apps));
     if (port !== null) this.add(this.http(port, registry === 'embedded'));
+    if (opts.agent) this.add(this.hostAgent(opts.agent));
+  }
+
+  /** busØ: embedded in DATA/bus, or NATS; agents elsewhere reach the embedded one at /v1/bus. */
+  private fleetBus(): Service {
+    return service(
+      'bus',
+      async () => {
+        const spec = this.opts.bus ?? 'embedded';
+        try {
+          this.busNow = await openBus(spec, { dir: path.join(this.dir, 'bus'), prefix: this.opts.busPrefix });
+        } catch (e) {
+          throw new Error(`the bus (${spec}): ${(e as Error).message}`);
+        }
+      },
+      async () => {
+        await this.busNow?.close();
+        this.busNow = null;
+      },
+    );
+  }
+
+  /** The machines zero-proc (core/kernel/machines.ts). */
+  private machines(): Service {
+    return service(
+      'machines',
+      async (ctx) => {
+        const m = new Machines({ core: this.sys.core, bus: this.bus, checkMs: this.opts.machinesCheckMs, report: ctx.report });
+        await m.start();
+        this.machinesNow = m;
+      },
+      async () => {
+        await this.machinesNow?.stop();
+        this.machinesNow = null;
+      },
+    );
+  }
+
+  /** The host's node agent: the same Agent as `os0 node join`, on this instance's bus. */
+  private hostAgent(settings: NonNullable<InstanceOptions['agent']> & object): Service {
+    return service(
+      'agent',
+      async (ctx) => {
+        const agent = new Agent({
+          ...settings,
+          name: settings.name ?? 'local',
+          dataDir: path.join(this.dir, 'agent'),
+          bus: this.bus,
+          dnsPort: settings.dnsPort === undefined ? 7053 : settings.dnsPort,
+          dnsHost: '127.0.0.1',
+          report: ctx.report,
+        });
+        try {
+          await agent.start();
+        } catch (e) {
+          throw new Error(`the host agent: ${(e as Error).message}${/EADDRINUSE/.test(String((e as Error).message)) ? '; pass --dns-port N with a free port' : ''}`);
+        }
+        this.agentNow = agent;
+        // `ready` means the host is a machine with its observed capacity: wait for the machines
+        // zero-proc to have written it (bounded; a slow one is reported, not fatal).
+        const until = Date.now() + 10_000;
+        while (!this.sys.core.get('machine/observed', agent.name, 'system') && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+        if (!this.sys.core.get('machine/observed', agent.name, 'system')) ctx.report(`machine ${agent.name} is not observed yet; it will be once its heartbeats arrive`);
+      },
+      async () => {
+        await this.agentNow?.stop();
+        this.agentNow = null;
+      },
+    );
   }
 
   private core(): Service {
@@ -124,20 +214,6 @@ export class Instance extends Services {
       async () => {
         await this.sysNow?.close();
         this.sysNow = null;
-      },
-    );
-  }
-
-  /** busØ, after the core and before anything that sends node-commands; `opts.bus` picks the implementation. */
-  private fleetBus(): Service {
-    return service(
-      'bus',
-      async () => {
-        this.busNow = await openBus(this.opts.bus ?? 'embedded', { dir: path.join(this.dir, 'bus') });
-      },
-      async () => {
-        await this.busNow?.close();
-        this.busNow = null;
       },
     );
   }
@@ -271,6 +347,7 @@ export class Instance extends Services {
       async () => {
         const api = new Api(this.sys, { bookmarkSeconds: this.opts.bookmarkSeconds });
         this.invoker.mount(api);
+        mountNodeRoutes(api, this.sys, this.bus);
         if (this.storeNow) mountStore(api, this.storeNow);
         this.apiNow = api;
         try {
@@ -303,14 +380,21 @@ export class Instance extends Services {
   get sys(): System {
     return need(this.sysNow, 'core');
   }
-  get bus(): Bus {
-    return need(this.busNow, 'bus');
-  }
   get kernelProcs(): Kernel {
     return need(this.kernelNow, 'kernel');
   }
   get sandbox(): Sandbox {
     return need(this.sandboxNow, 'sandbox');
+  }
+  get bus(): Bus {
+    return need(this.busNow, 'bus');
+  }
+  get machinesProc(): Machines {
+    return need(this.machinesNow, 'machines zero-proc');
+  }
+  /** The host's node agent (with `agent` set). */
+  get agent(): Agent {
+    return need(this.agentNow, 'host agent');
   }
   get invoker(): Invoker {
     return need(this.invokerNow, 'sandbox');

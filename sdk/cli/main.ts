@@ -29,7 +29,9 @@ program
   .description('start osØ on this machine with embedded defaults')
   .option('--data <dir>', 'data directory', './.os0')
   .option('--port <n>', 'API port (the registry listens on port+1)', '7070')
-  .option('--bus <url>', 'embedded, or nats://HOST:PORT')
+  .option('--bus <url>', 'embedded, or nats://HOST:PORT[,HOST:PORT...]')
+  .option('--dns-port <n>', "the host agent's DNS server on 127.0.0.1 (UDP and TCP, zone os0.; 0: any free port)", '7053')
+  .option('--heartbeat-ms <n>', "the host agent's heartbeat interval (5000)")
   .option('--retain-records <n>', 'log records kept on disk for watches to resume from (500000)')
   .option('--history-records <n>', 'log records kept in memory for watches and handlers (2048)')
   .option('--segment-bytes <n>', 'WAL segment size (67108864)')
@@ -164,6 +166,24 @@ remote(program.command('uninstall').description('remove an app and everything it
   .option('--force', 'remove it even though other apps depend on it (names what breaks)')
   .action(async (app, o) => (await import('./commands/store.ts')).uninstall(app, o));
 remote(program.command('apps').description('list installed apps')).action(async (o) => (await import('./commands/store.ts')).apps(o));
+
+const node = program.command('node').description('node agents: run one here, or make a token for one');
+node
+  .command('join')
+  .description('run a node agent on this machine, joined to osØ at --url; prints a "ready" line')
+  .option('--url <url>', 'osØ API (default $OS0_URL or http://127.0.0.1:7070)')
+  .option('--token <token>', 'a node token from `os0 node token NAME` (default $OS0_TOKEN)')
+  .option('--bus <url>', "the bus: nats://HOST:PORT[,...] (default: the core's embedded bus at URL/v1/bus)")
+  .option('--name <name>', 'the node name (default: the host name)')
+  .option('--data <dir>', 'the agent\'s directory (default ./.os0-node-NAME)')
+  .option('--cpu <n>', 'CPUs offered (default: all)')
+  .option('--memory-mb <n>', 'memory offered in MiB (default: all)')
+  .option('--ports <A-B>', 'ports processes get PORT from (default 20000-20999)')
+  .option('--labels <k=v,...>', 'labels for scheduling')
+  .option('--dns-port <n>', 'the DNS device on 127.0.0.1 (default 0: any free port)')
+  .option('--heartbeat-ms <n>', 'heartbeat interval (5000); the machine is down after three missed')
+  .action(async (o) => (await import('./commands/node.ts')).join(o));
+remote(node.command('token').description('make a token for actor node:NAME (printed once; admins only)').argument('<name>')).action(async (name, o) => (await import('./commands/node.ts')).token(name, o));
 
 const token = program.command('token').description('API tokens');
 remote(token.command('create').description('create a token for an actor (printed once)').argument('<actor>'))

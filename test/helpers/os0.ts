@@ -120,7 +120,9 @@ export async function startOs0(opts: StartOptions = {}): Promise<Os0> {
       const p = await freePort();
       out = '';
       err = '';
-      const child = spawn(NODE, [BIN, 'up', '--data', dataDir, '--port', String(p), ...(opts.args ?? [])], {
+      // The host agent's DNS port defaults to 7053: tests run many instances at once, so each takes a free one.
+      const dns = opts.args?.includes('--dns-port') ? [] : ['--dns-port', '0'];
+      const child = spawn(NODE, [BIN, 'up', '--data', dataDir, '--port', String(p), ...dns, ...(opts.args ?? [])], {
         cwd: dataDir,
         env: { ...cleanEnv(), ...opts.env },
         stdio: ['ignore', 'pipe', 'pipe'],

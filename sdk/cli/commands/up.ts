@@ -6,6 +6,8 @@ export interface UpOptions {
   data: string;
   port: string;
   bus?: string;
+  dnsPort?: string;
+  heartbeatMs?: string;
   retainRecords?: string;
   historyRecords?: string;
   segmentBytes?: string;
@@ -31,11 +33,14 @@ export async function up(opts: UpOptions): Promise<void> {
   const historyRecords = positive(opts.historyRecords, '--history-records');
   const segmentBytes = positive(opts.segmentBytes, '--segment-bytes');
   const bookmarkSeconds = positive(opts.bookmarkSeconds, '--bookmark-seconds');
-  if (opts.bus && opts.bus !== 'embedded') throw new CliError(`--bus ${opts.bus}: only the embedded bus is available in this version`, 2);
+  if (opts.bus && opts.bus !== 'embedded' && !opts.bus.startsWith('nats://')) throw new CliError(`--bus must be embedded or nats://HOST:PORT[,HOST:PORT...] (got ${opts.bus})`, 2);
+  const dnsPort = Number(opts.dnsPort ?? 7053);
+  if (!Number.isInteger(dnsPort) || dnsPort < 0 || dnsPort > 65535) throw new CliError(`--dns-port must be a port number (got ${opts.dnsPort})`, 2);
+  const heartbeatMs = positive(opts.heartbeatMs, '--heartbeat-ms');
   const { buildInstance } = await import('../instance.ts');
   const { watchParent } = await import('../lifeline.ts');
   const report = (m: string): void => void process.stderr.write(`os0: ${m}\n`);
-  const inst = buildInstance({ data: opts.data, port, bus: opts.bus, retainRecords, historyRecords, segmentBytes, bookmarkSeconds, apps: opts.app });
+  const inst = buildInstance({ data: opts.data, port, bus: opts.bus, retainRecords, historyRecords, segmentBytes, bookmarkSeconds, apps: opts.app, agent: { dnsPort, heartbeatMs } });
 
   // Stopping is wired before starting: a signal (or the parent's death) during the start rolls
   // it back, and a data directory this start created is removed again.
