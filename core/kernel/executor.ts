@@ -14,6 +14,7 @@
  *   crash in a row, from `backoffMs` up to `backoffMaxMs`; a run longer than `stableMs` resets it).
  * Secrets in env are resolved here, when the command is built; nothing keeps their values.
  */
+import { createHash } from 'node:crypto';
 import { commandStream, type Bus } from '../bus/bus.ts';
 import type { Core } from '../core.ts';
 import type { Handlers } from '../handlers.ts';
@@ -29,6 +30,8 @@ export type ResolveSecret = (namespace: string, name: string, key: string) => Pr
 
 export interface Sent {
   task: string;
+  /** The task's resource id: a task deleted and made again under the same name is another task. */
+  taskId?: string;
   service: string;
   machine: string;
   generation: number;
@@ -47,6 +50,9 @@ export function backoffMs(p: ProcessData | undefined, t: TaskData | undefined): 
 }
 
 const key = (ns: string, name: string): string => `${ns}/${name}`;
+/** Command ids: the node's task id, a hash of the task's resource id, generation and attempt (at most 128 characters). */
+const commandId = (verb: string, node: string, s: Sent): string =>
+  `${verb}:${node.slice(0, 64)}:${createHash('sha256').update(s.taskId ?? '').digest('hex').slice(0, 12)}:${s.generation}:${s.attempt}`;
 const RESEND_MS = 10_000;
 
 export class Executor {
@@ -109,7 +115,7 @@ export class Executor {
   private async sendStart(ns: string, s: Sent, t: TaskData): Promise<void> {
     const node = nodeTaskId(ns, s.task);
     const cmd: Record<string, unknown> & { id: string } = {
-      id: `start:${node}:${s.generation}:${s.attempt}`,
+      id: commandId('start', node, s),
       type: 'process.start',
       task: node,
       argv: t.command,
@@ -123,7 +129,7 @@ export class Executor {
 
   private async sendStop(ns: string, s: Sent, graceMs: number): Promise<void> {
     const node = nodeTaskId(ns, s.task);
-    await this.publish(s.machine, { id: `stop:${node}:${s.generation}:${s.attempt}`, type: 'process.stop', task: node, graceMs });
+    await this.publish(s.machine, { id: commandId('stop', node, s), type: 'process.stop', task: node, graceMs });
   }
 
   async pass(): Promise<void> {
@@ -149,7 +155,7 @@ export class Executor {
       const task = core.get('task', a.name, a.namespace);
       const td = dataOf<TaskData>(task);
       if (!td) continue;
-      const s: Sent = { task: a.name, service: ad.service, machine: ad.machine, generation: ad.generation, attempt: 0, at };
+      const s: Sent = { task: a.name, taskId: task!.id, service: ad.service, machine: ad.machine, generation: ad.generation, attempt: 0, at };
       record(a.namespace, a.name, s);
       after.push(() => this.sendStart(a.namespace, s, td));
     }
@@ -163,7 +169,7 @@ export class Executor {
       const td = dataOf<TaskData>(task);
       const p = core.get('process', o.name, ns);
       const pd = dataOf<ProcessData>(p);
-      const current = ad && ad.state === 'placed' && ad.machine === s.machine && ad.generation === s.generation && td;
+      const current = ad && ad.state === 'placed' && ad.machine === s.machine && ad.generation === s.generation && td && task!.id === s.taskId;
       if (!current) {
         // This run must end before anything else happens to the task.
         const there = pd && pd.machine === s.machine;
@@ -176,7 +182,7 @@ export class Executor {
         }
         if (!up(s.machine)) after.push(() => this.sendStop(ns, s, td?.stopGraceMs ?? 5000).catch(() => {}));
         if (ad && ad.state === 'placed' && ad.machine && td) {
-          const next: Sent = { task: o.name, service: s.service, machine: ad.machine, generation: ad.generation, attempt: 0, at };
+          const next: Sent = { task: o.name, taskId: task!.id, service: s.service, machine: ad.machine, generation: ad.generation, attempt: 0, at };
           record(ns, o.name, next);
           after.push(() => this.sendStart(ns, next, td));
         } else {

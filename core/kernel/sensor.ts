@@ -110,7 +110,7 @@ export class Sensor {
     const at = new Date(ev.at ?? Date.now()).toISOString();
     let next: ProcessData | null = null;
     const fresh = (): ProcessData => ({
-      task: name, service: td?.service ?? a?.service ?? '', machine, generation: a?.generation ?? 0, state: 'starting', pid: null, port: null, ready: false,
+      task: name, taskId: task?.id, service: td?.service ?? a?.service ?? '', machine, generation: a?.generation ?? 0, state: 'starting', pid: null, port: null, ready: false,
       exitCode: null, signal: null, requested: false, restarts: 0, crashes: 0, startedAt: null, exitedAt: null,
     });
     switch (ev.type) {
@@ -119,9 +119,10 @@ export class Sensor {
         if (a && a.machine !== machine && pd && pd.machine !== machine) return; // news from where it no longer belongs
         const samePid = pd && pd.machine === machine && pd.pid === ev.pid && pd.state !== 'exited' && pd.state !== 'stopped';
         if (samePid) return;
-        const base = pd && pd.machine === machine ? pd : fresh();
-        const restarted = pd !== undefined && pd.pid !== null && pd.pid !== ev.pid;
-        next = { ...base, machine, generation: a?.generation ?? base.generation, state: 'running', pid: ev.pid ?? null, port: ev.port ?? null, ready: false, exitCode: null, signal: null, requested: false, restarts: base.restarts + (restarted ? 1 : 0), startedAt: at, exitedAt: null };
+        const sameTask = pd !== undefined && pd.machine === machine && (pd.taskId === undefined || pd.taskId === task?.id);
+        const base = sameTask ? pd : fresh();
+        const restarted = sameTask && pd.pid !== null && pd.pid !== ev.pid;
+        next = { ...base, taskId: task?.id ?? base.taskId, machine, generation: a?.generation ?? base.generation, state: 'running', pid: ev.pid ?? null, port: ev.port ?? null, ready: false, exitCode: null, signal: null, requested: false, restarts: base.restarts + (restarted ? 1 : 0), startedAt: at, exitedAt: null };
         break;
       }
       case 'ready':
@@ -177,7 +178,8 @@ export async function refreshTaskObserved(core: Core): Promise<void> {
   const cmds: Command[] = [];
   for (const task of core.query({ type: 'task' })) {
     const a = dataOf<AssignmentData>(core.get('assignment', task.name, task.namespace));
-    const p = dataOf<ProcessData>(core.get('process', task.name, task.namespace));
+    let p = dataOf<ProcessData>(core.get('process', task.name, task.namespace));
+    if (p?.taskId !== undefined && p.taskId !== task.id) p = undefined; // an earlier task's, by the same name
     const to = taskObserved(p, a, dataOf<TaskData>(task));
     const cur = core.get('task/observed', task.name, task.namespace);
     if (!cur || !same(cur.data, to)) cmds.push({ op: 'apply', resource: { type: 'task/observed', namespace: task.namespace, name: task.name, owner: [task.id], tags: task.tags, data: to } });

@@ -65,6 +65,8 @@ export interface AssignmentData {
 
 export interface ProcessData {
   task: string;
+  /** The resource id of the task it runs for (a task made again under the same name is another). */
+  taskId?: string;
   service: string;
   machine: string;
   generation: number;
