@@ -16,7 +16,8 @@ export function serviceDnsName(namespace: string, name: string): string {
   const fqdn = [name, ...segments, ZONE].join('.').toLowerCase() + '.';
   if (fqdn.length > 254) throw new TypeError(`namespace "${namespace}" and name "${name}" make a DNS name longer than 253 characters`);
   for (const label of fqdn.slice(0, -1).split('.')) {
-    if (!LABEL.test(label)) throw new TypeError(`namespace "${namespace}" and name "${name}" make no DNS name: label "${label}" is not letters, digits, '-' or '_'`);
+    if (label.length > 63) throw new TypeError(`namespace "${namespace}" and name "${name}" make no DNS name: label "${label}" is longer than 63 characters`);
+    if (!LABEL.test(label)) throw new TypeError(`namespace "${namespace}" and name "${name}" make no DNS name: "${fqdn}" is not a DNS name (each label is letters, digits, '-' or '_')`);
   }
   return fqdn;
 }
