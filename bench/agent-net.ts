@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- agent-net`: the node agent's network devices on 127.0.0.1.
+ * The node agent's network devices on 127.0.0.1, run by `npm run bench -- agent` (bench/agent.ts calls runNet).
  *
  *   1. DNS queries/s over UDP, with Debian's `dnsperf` as the client: a mix of A, AAAA, SRV,
  *      TXT, CNAME, NXDOMAIN and REFUSED questions against the dns device in this process;

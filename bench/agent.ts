@@ -9,6 +9,10 @@
  *      session, makes its cgroups or rlimits, two named pipes (one `mkfifo`), and fsyncs the
  *      state file twice (before and after the spawn), so a restarted agent can find it.
  *
+ *   2. network (bench/agent-net.ts, runNet): DNS queries/s over UDP with dnsperf, requests/s
+ *      through the proxy device next to direct with wrk (keep-alive and a new connection per
+ *      request), in the same run.
+ *
  * All data lives under .bench-data/agent and is removed at the end; every process started is
  * stopped before the next section.
  */
@@ -18,6 +22,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LocalProcesses, openLimiter, type LimiterKind, type ProcessEvent } from '../runtime/agent/devices/process/index.ts';
 import type { FailedEvent } from '../runtime/agent/devices/device.ts';
+import { runNet } from './agent-net.ts';
 import type { SuiteOptions } from './run.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -125,6 +130,7 @@ export async function run({ report }: SuiteOptions): Promise<void> {
       }
       await processFigures(kind, report);
     }
+    await runNet({ report });
   } finally {
     fs.rmSync(dataDir, { recursive: true, force: true });
   }

@@ -31,7 +31,6 @@ const suites: Record<string, () => Promise<Suite>> = {
   bus: () => import('./bus.ts'),
   instance: () => import('./instance.ts'),
   agent: () => import('./agent.ts'),
-  'agent-net': () => import('./agent-net.ts'),
   fleet: () => import('./fleet.ts'),
 };
 

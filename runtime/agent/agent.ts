@@ -16,6 +16,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import type { ApiClient } from '../../core/api/client/index.ts';
 import { commandStream, EVENTS, type Bus, type Consumer, type Message } from '../../core/bus/bus.ts';
 import type { AgentEvent, DeviceEvent, FailedEvent, MachineCapacity, MachineUsage, NodeCommand } from '../../core/bus/messages.ts';
 import { DnsDevice } from './devices/dns/index.ts';
@@ -29,6 +30,11 @@ export interface AgentOptions {
   /** The agent's own directory (process state and logs, volumes). */
   dataDir: string;
   bus: Bus;
+  /**
+   * The typed API client with the node's token (os0 node join), for what the agent reads from
+   * the tree (what is assigned to it); the host agent of `os0 up` has none (it shares the core).
+   */
+  api?: ApiClient;
   /** Detected from the OS when absent (all CPUs, all memory). */
   capacity?: Partial<MachineCapacity>;
   /** The port range processes get PORT from, inclusive (default 20000-20999). */
@@ -103,6 +109,7 @@ export class Agent {
   readonly ports: [number, number];
   readonly labels: Record<string, string>;
   readonly heartbeatMs: number;
+  readonly api: ApiClient | null;
   private processes: LocalProcesses | null = null;
   private volumes: LocalVolumes | null = null;
   private proxy: ProxyDevice | null = null;
@@ -136,6 +143,7 @@ export class Agent {
     this.ports = opts.ports ?? [...AGENT_DEFAULTS.ports];
     this.labels = { ...(opts.labels ?? {}) };
     this.heartbeatMs = opts.heartbeatMs ?? AGENT_DEFAULTS.heartbeatMs;
+    this.api = opts.api ?? null;
   }
 
   /** Opens the devices (re-adopting processes), registers, heartbeats and consumes `cmd.NAME`. */

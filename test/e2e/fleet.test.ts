@@ -61,7 +61,7 @@ async function join(s: Os0, name: string, token: string, data: string, busArgs: 
   proc.stderr!.on('data', (b) => (err += b));
   const out = lines(proc);
   try {
-    const [line] = await out.waitFor(1, 15_000);
+    const [line] = await out.waitFor(1, 40_000);
     expect(line).toContain('ready');
   } catch (e) {
     throw new Error(`${(e as Error).message}\n${err}`);
@@ -78,7 +78,7 @@ function killed(p: ChildProcess): Promise<void> {
 }
 
 /** Reads `events` from its start with a fresh durable consumer until `pred` matches one. */
-async function waitEvent(bus: Bus, durable: string, pred: (e: NodeEvent) => boolean, timeoutMs = 15_000): Promise<NodeEvent> {
+async function waitEvent(bus: Bus, durable: string, pred: (e: NodeEvent) => boolean, timeoutMs = 30_000): Promise<NodeEvent> {
   const c = await bus.consumer(EVENTS, durable, { start: 'first' });
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
@@ -91,7 +91,8 @@ async function waitEvent(bus: Bus, durable: string, pred: (e: NodeEvent) => bool
 }
 
 for (const kind of ['embedded', 'nats'] as const) {
-  describe(`fleet over the ${kind} bus`, () => {
+  // Real processes on a shared machine: generous time limits (they bound a wait, they assert nothing).
+  describe(`fleet over the ${kind} bus`, { timeout: 120_000 }, () => {
     let s: Os0;
     let bus: Bus;
     let busArgs: string[] = [];
@@ -135,7 +136,7 @@ for (const kind of ['embedded', 'nats'] as const) {
         await until(async () => {
           const now = JSON.parse((await os0(['get', 'machine', name, '-n', 'system', '--observed', '-o', 'json'])).stdout).data;
           return Date.parse(now.heartbeatAt) > Date.parse(first.heartbeatAt) && now.usage && now.usage.memoryMb > 0;
-        }, 10_000, `a new heartbeat from ${name}`);
+        }, 30_000, `a new heartbeat from ${name}`);
       }
     });
 
@@ -187,7 +188,7 @@ for (const kind of ['embedded', 'nats'] as const) {
       const obs = await until(async () => {
         const d = JSON.parse((await os0(['get', 'machine', 'n2', '-n', 'system', '--observed', '-o', 'json'])).stdout).data;
         return d.health === 'down' ? d : null;
-      }, 15_000, 'n2 down');
+      }, 30_000, 'n2 down');
       expect(obs.reason).toContain('3 intervals');
       // The others are still up.
       const n1 = JSON.parse((await os0(['get', 'machine', 'n1', '-n', 'system', '--observed', '-o', 'json'])).stdout).data;

@@ -179,7 +179,7 @@ describe('Instance', () => {
     for (const i of open) await i.stop();
   });
 
-  it('starts core, sandbox, registry, store and HTTP in that order; stops them and their sandbox processes', async () => {
+  it('starts core, bus, machines, sandbox, registry, store and HTTP in that order; stops them and their sandbox processes', async () => {
     const before = new Set(children());
     const inst = new Instance({ data: path.join(root, 'whole'), port: 0, sandbox: { processes: 2 } });
     open.push(inst);
@@ -243,7 +243,7 @@ describe('Instance', () => {
   });
 
   it('refuses a bus it does not have, before anything starts', () => {
-    expect(() => new Instance({ data: path.join(root, 'nobus'), bus: 'nats://127.0.0.1:4222' })).toThrow('--bus nats://127.0.0.1:4222: only the embedded bus is available in this version');
+    expect(() => new Instance({ data: path.join(root, 'nobus'), bus: 'mqtt://127.0.0.1:1883' })).toThrow('--bus mqtt://127.0.0.1:1883: use embedded or nats://HOST:PORT[,HOST:PORT...]');
     expect(fs.existsSync(path.join(root, 'nobus'))).toBe(false);
   });
 });

@@ -103,7 +103,7 @@ export async function join(o: JoinOptions): Promise<void> {
   bus = await openBus(spec, { token: client.token }).catch((e: Error) => {
     throw new CliError(`the bus ${spec}: ${e.message}`);
   });
-  agent = new Agent({ name, dataDir, bus, capacity: { cpu, memoryMb }, ports, labels, heartbeatMs, dnsPort: dnsPort ?? 0, dnsHost: '127.0.0.1', report });
+  agent = new Agent({ name, dataDir, bus, api: client.api, capacity: { cpu, memoryMb }, ports, labels, heartbeatMs, dnsPort: dnsPort ?? 0, dnsHost: '127.0.0.1', report });
 
   try {
     await agent.start();
