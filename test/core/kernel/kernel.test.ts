@@ -192,6 +192,24 @@ describe('kernel zero-procs, in process', () => {
     await until('big gone', () => procs('big').length === 0);
   }, 60_000);
 
+  it("moves a down machine's replicas elsewhere", async () => {
+    await service('mover', { replicas: 2, resources: { cpu: 0.1, memoryMb: 64 } });
+    const two = await until('2 running', () => running('mover').length === 2 && running('mover'));
+    const onN2 = two.filter((p) => p.machine === 'n2').map((p) => p.task);
+    expect(onN2.length).toBeGreaterThan(0);
+    // n2 stops heartbeating: machines.ts marks it down.
+    const obs = sys.core.get('machine/observed', 'n2', 'system')!;
+    await submit({ op: 'apply', resource: { type: 'machine/observed', namespace: 'system', name: 'n2', data: { ...(obs.data as object), health: 'down' } } });
+    await until('moved off n2', () => {
+      const r = running('mover');
+      return r.length === 2 && r.every((p) => p.machine !== 'n2') && r;
+    });
+    for (const t of onN2) expect((sys.core.get('assignment', t, 'demo')?.data as { from?: string; generation: number }).from).toBe('n2');
+    await submit({ op: 'apply', resource: { type: 'machine/observed', namespace: 'system', name: 'n2', data: { ...(obs.data as object), health: 'up' } } });
+    await submit({ op: 'delete', resource: { type: 'service', namespace: 'demo', name: 'mover' } });
+    await until('mover gone', () => procs('mover').length === 0);
+  }, 60_000);
+
   it('hands a secret to a process as env, and no file of the core holds its value', async () => {
     const out = path.join(dir, 'secret.out');
     const prog = `require('fs').writeFileSync(${JSON.stringify(out)}, process.env.DB_PASSWORD);${SERVER}`;
