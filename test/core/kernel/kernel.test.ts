@@ -17,7 +17,7 @@ import { LocalProcesses } from '../../../runtime/agent/devices/process/index.ts'
 import { removeDir, scratchDir } from '../helpers.ts';
 
 const SECRET = 'pa55-w0rd-' + Math.random().toString(36).slice(2);
-const SERVER = "require('net').createServer(s=>s.end('hi')).listen(+process.env.PORT,'127.0.0.1')";
+const SERVER = "require('net').createServer(s=>{s.on('error',()=>{});s.end('hi')}).listen(+process.env.PORT,'127.0.0.1')";
 
 interface FakeNode {
   name: string;
