@@ -126,7 +126,7 @@ export const BUILTIN_TYPES: Record<string, TypeSpec> = {
         replicas: count,
         command: { type: 'array', minItems: 1, items: { type: 'string' } },
         cwd: { type: 'string' },
-        env: stringMap,
+        env: { type: 'object', additionalProperties: { anyOf: [{ type: 'string' }, obj({ secret: { type: 'string' }, key: { type: 'string' } }, ['secret', 'key'])] } },
         resources: capacity,
         loadBalancer: obj({ port: { type: 'integer', minimum: 1, maximum: 65535 } }),
       },

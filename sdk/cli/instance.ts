@@ -5,6 +5,9 @@
  *
  *   data      the data directory, locked (datadir.ts)
  *   core      the System: the log, the tree, permissions, economy, handlers
+ *   bus       busØ: the embedded bus in DATA/bus, or NATS JetStream (--bus nats://...)
+ *   machines  (see below)
+ *   kernel    the zero-procs (core/kernel): reconciler, scheduler, executor, sensor, health
  *   sandbox   the sandbox processes, the app filters and the invoker
  *   registry  the embedded package registry (optional)
  *   store     the app store, installing from that registry (optional)
@@ -12,7 +15,6 @@
  *   http      the HTTP API, with the invoker's and the store's routes and the web console
  *             (sdk/console/), then the registry's port
  *
- *   bus       busØ: the embedded bus in DATA/bus, or NATS JetStream (--bus nats://...)
  *   machines  the machines zero-proc: registered/heartbeat events -> machine, machine/observed
  *   agent     the host's node agent (os0 up), on that bus, once the API serves (optional)
  *
@@ -24,7 +26,9 @@ import * as path from 'node:path';
 import { Api } from '../../core/api/server.ts';
 import { ADMIN_GROUP } from '../../core/auth/permission.ts';
 import { openBus, type Bus } from '../../core/bus/index.ts';
+import { Kernel } from '../../core/kernel/index.ts';
 import { Machines } from '../../core/kernel/machines.ts';
+import type { Resource } from '../../core/resource.ts';
 import { System } from '../../core/system.ts';
 import { Agent, type AgentOptions } from '../../runtime/agent/agent.ts';
 import { mountNodeRoutes } from '../../runtime/agent/routes.ts';
@@ -41,6 +45,8 @@ export interface InstanceOptions {
   data: string;
   /** The API's port: 0 for any free one, null for no HTTP at all (in-process use). Default 7070. */
   port?: number | null;
+  /** Run the kernel's zero-procs (default true). */
+  kernel?: boolean;
   /** The bus: 'embedded' (default, in DATA/bus) or nats://HOST:PORT[,HOST:PORT...]. */
   bus?: string;
   /** Streams' prefix on a shared NATS (default os0). */
@@ -83,6 +89,7 @@ export class Instance extends Services {
   /** Built before the core: the core runs app filters, and the sandbox attaches to them. */
   readonly appFilters = new AppFilters();
   private sysNow: System | null = null;
+  private kernelNow: Kernel | null = null;
   private sandboxNow: Sandbox | null = null;
   private invokerNow: Invoker | null = null;
   private registryNow: Registry | null = null;
@@ -106,6 +113,7 @@ export class Instance extends Services {
     this.add(this.core());
     this.add(this.fleetBus());
     this.add(this.machines());
+    if (opts.kernel !== false) this.add(this.kernel());
     this.add(this.sandboxes());
     if (registry === 'embedded') this.add(this.embeddedRegistry(port));
     else if (registry) this.registryUrlNow = registry.url;
@@ -209,6 +217,31 @@ export class Instance extends Services {
         this.sysNow = null;
       },
     );
+  }
+
+  /** The kernel's zero-procs (core/kernel): reconciler, scheduler, executor, sensor. */
+  private kernel(): Service {
+    return service(
+      'kernel',
+      async (ctx) => {
+        const k = new Kernel(this.sys, this.bus, { report: ctx.report, resolveSecret: (ns, name, key) => this.resolveSecret(ns, name, key) });
+        await k.start();
+        this.kernelNow = k;
+      },
+      async () => {
+        await this.kernelNow?.stop();
+        this.kernelNow = null;
+      },
+    );
+  }
+
+  /** One key of a secret, for a process's env: read only when the executor sends the start. */
+  private async resolveSecret(ns: string, name: string, key: string): Promise<string> {
+    const r = this.sys.core.get('secret', name, ns);
+    if (!r) throw new Error(`secret ${ns}/${name} does not exist`);
+    const v = this.sys.unsealSecret(r)[key];
+    if (v === undefined) throw new Error(`secret ${ns}/${name} has no key ${key}`);
+    return v;
   }
 
   /** The sandbox processes, the app filters attached to them, and the invoker that runs apps there. */
@@ -350,6 +383,9 @@ export class Instance extends Services {
   }
   get sys(): System {
     return need(this.sysNow, 'core');
+  }
+  get kernelProcs(): Kernel {
+    return need(this.kernelNow, 'kernel');
   }
   get sandbox(): Sandbox {
     return need(this.sandboxNow, 'sandbox');

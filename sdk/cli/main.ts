@@ -78,6 +78,22 @@ remote(program.command('watch').description('list resources of a type, then stre
 remote(program.command('explain').description("print a type's description, scope and data schema").argument('<type>'))
   .action(async (type, o) => (await import('./commands/types.ts')).explain(type, o));
 
+remote(program.command('describe').description('desired and observed state, recent changes, and why it is pending').argument('<type>').argument('<name>'))
+  .option('-n, --namespace <ns>', 'namespace')
+  .action(async (type, name, o) => (await import('./commands/fleet.ts')).describe(type, name, o));
+
+remote(program.command('cordon').description('place nothing new on a machine').argument('<machine>'))
+  .action(async (name, o) => (await import('./commands/fleet.ts')).cordon(name, o));
+
+remote(program.command('uncordon').description('let the scheduler use a machine again (ends a drain)').argument('<machine>'))
+  .action(async (name, o) => (await import('./commands/fleet.ts')).uncordon(name, o));
+
+remote(program.command('drain').description("cordon a machine and move its tasks elsewhere").argument('<machine>'))
+  .option('--deadline <duration>', 'after this, whatever is left moves (or goes pending)', '5m')
+  .option('--parallelism <n>', 'tasks moved at a time', '1')
+  .option('--no-wait', 'return once the drain is asked for')
+  .action(async (name, o) => (await import('./commands/fleet.ts')).drain(name, o));
+
 remote(program.command('log').description('the command log: who did what, at which index'))
   .option('--since <index>', 'records after this index (default: the newest 100)')
   .option('--limit <n>', 'the newest N records (with --since: the first N after it)')

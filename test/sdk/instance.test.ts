@@ -183,7 +183,7 @@ describe('Instance', () => {
     const before = new Set(children());
     const inst = new Instance({ data: path.join(root, 'whole'), port: 0, sandbox: { processes: 2 } });
     open.push(inst);
-    expect(inst.names).toEqual(['data', 'core', 'bus', 'machines', 'sandbox', 'registry', 'store', 'http']);
+    expect(inst.names).toEqual(['data', 'core', 'bus', 'machines', 'kernel', 'sandbox', 'registry', 'store', 'http']);
     await inst.start();
     const health = (await (await fetch(`${inst.url}/healthz`)).json()) as { ok: boolean };
     expect(health.ok).toBe(true);

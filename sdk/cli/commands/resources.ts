@@ -4,6 +4,7 @@ import { parseAllDocuments } from 'yaml';
 import type { Resource } from '../../../core/resource.ts';
 import { Client, CliError, type ClientOptions } from '../client.ts';
 import { age, format, print, renderTable } from '../output.ts';
+import { fleetTable } from './fleet.ts';
 
 export interface Common extends ClientOptions {
   output?: string;
@@ -150,7 +151,14 @@ export async function get(word: string, name: string | undefined, opts: Common &
     await client.call(async (api) => {
       for await (const p of api.listPages({ type: q.type, namespace: q.namespace, tags: q.tags, observed: q.observed, limit: PAGE })) list.push(...(p.items as Res[]));
     });
-    print(f, list, () => (t.name === 'type' ? typeTable(list.map(typeInfo)) : tableOf(list)));
+    // The fleet's types show their state (and a task its observed state) in the table.
+    let fleet: string[][] | null = null;
+    if (f === 'table' && !opts.observed && ['process', 'task', 'assignment'].includes(t.name)) {
+      const obs = t.name === 'task' ? await client.json<Res[]>('GET', `/v1/resources${qs({ ...q, observed: true })}`) : [];
+      const byKey = new Map(obs.map((o) => [`${o.namespace}/${o.name}`, o]));
+      fleet = fleetTable(t.name, list, (r) => byKey.get(`${r.namespace}/${r.name}`));
+    }
+    print(f, list, () => fleet ?? (t.name === 'type' ? typeTable(list.map(typeInfo)) : tableOf(list)));
   }
 }
 

@@ -17,18 +17,8 @@ const NAME_CHARS_MAX = 253;
 /** Letters, digits, '-' and '_' (the last for SRV's `_service._proto` labels). */
 const LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
 
-/**
- * The DNS name osØ gives `name` in `namespace`: the name, then the namespace's path read from
- * its last segment to its first, then the zone. A resource name with dots gives several labels.
- */
-export function serviceDnsName(namespace: string, name: string): string {
-  if (typeof namespace !== 'string' || typeof name !== 'string') throw new TypeError('serviceDnsName takes a namespace and a name, both strings');
-  const segments = namespace === '' ? [] : namespace.split('/').reverse();
-  const fqdn = [name, ...segments, ZONE].join('.').toLowerCase() + '.';
-  const error = nameError(fqdn);
-  if (error) throw new TypeError(`namespace "${namespace}" and name "${name}" make no DNS name: ${error}`);
-  return fqdn;
-}
+/** The DNS name osØ gives `name` in `namespace`: one function, in core, shared with the kernel. */
+export { serviceDnsName } from '../../../../core/kernel/names.ts';
 
 /**
  * `name` in the form the zone keys its records by: lowercase, no trailing dot (`web.demo.os0`).
