@@ -18,10 +18,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Api } from '../../core/api/server.ts';
-import { ADMIN_GROUP } from '../../core/auth/permission.ts';
+import { ADMIN_GROUP, SYSTEM_ACTOR } from '../../core/auth/permission.ts';
 import { System } from '../../core/system.ts';
 import { Registry } from '../../registry/server/index.ts';
-import { AppFilters, Invoker, loadAppFolder } from '../../runtime/invoke/index.ts';
+import { AppFilters, busNodes, Invoker, loadAppFolder, type Retention } from '../../runtime/invoke/index.ts';
+import { openBus, type Bus } from '../../core/bus/index.ts';
 import { Sandbox, type SandboxOptions } from '../../runtime/sandbox/index.ts';
 import { mountStore, Store } from '../../store/index.ts';
 import { DataDir } from './datadir.ts';
@@ -49,6 +50,8 @@ export interface InstanceOptions {
    * neither registry nor store.
    */
   registry?: 'embedded' | { url: string; key?: string } | false;
+  /** How many invocation records are kept, and for how long (runtime/invoke DEFAULT_RETENTION). */
+  invocations?: Partial<Retention>;
   /** Lock the data directory against a second instance (default true). */
   lock?: boolean;
 }
@@ -66,6 +69,7 @@ export class Instance extends Services {
   private sysNow: System | null = null;
   private sandboxNow: Sandbox | null = null;
   private invokerNow: Invoker | null = null;
+  private busNow: Bus | null = null;
   private registryNow: Registry | null = null;
   private storeNow: Store | null = null;
   private apiNow: Api | null = null;
@@ -82,8 +86,8 @@ export class Instance extends Services {
     const registry = opts.registry ?? 'embedded';
     this.add(this.data);
     this.add(this.core());
-    // BUS: busØ joins here, as a service built from `openBus()` (core/bus/), after the core and
-    // before anything that sends node-commands; `opts.bus` picks the implementation.
+    // busØ, after the core and before anything that sends node-commands (the invoker's ctx.nodes).
+    this.add(this.busService());
     this.add(this.sandboxes());
     if (registry === 'embedded') this.add(this.embeddedRegistry(port));
     else if (registry) this.registryUrlNow = registry.url;
@@ -120,6 +124,20 @@ export class Instance extends Services {
     );
   }
 
+  /** The embedded busØ in DATA/bus (opts.bus 'embedded', the default). */
+  private busService(): Service {
+    return service(
+      'bus',
+      async () => {
+        this.busNow = await openBus('embedded', { dir: path.join(this.dir, 'bus') });
+      },
+      async () => {
+        await this.busNow?.close();
+        this.busNow = null;
+      },
+    );
+  }
+
   /** The sandbox processes, the app filters attached to them, and the invoker that runs apps there. */
   private sandboxes(): Service {
     return service(
@@ -128,7 +146,11 @@ export class Instance extends Services {
         const sandbox = new Sandbox(this.opts.sandbox);
         this.appFilters.attach(sandbox);
         this.sandboxNow = sandbox;
-        this.invokerNow = new Invoker(this.sys, sandbox);
+        const bus = this.busNow;
+        const sys = this.sys;
+        // ctx.nodes: commands to cmd.MACHINE on the bus; the machines are the tree's `machine` resources.
+        const nodes = bus ? busNodes(bus, () => machineNames(sys)) : undefined;
+        this.invokerNow = new Invoker(this.sys, sandbox, { nodes, retention: this.opts.invocations });
       },
       async () => {
         await this.sandboxNow?.close();
@@ -259,6 +281,9 @@ export class Instance extends Services {
   get sandbox(): Sandbox {
     return need(this.sandboxNow, 'sandbox');
   }
+  get bus(): Bus {
+    return need(this.busNow, 'bus');
+  }
   get invoker(): Invoker {
     return need(this.invokerNow, 'sandbox');
   }
@@ -284,6 +309,15 @@ export class Instance extends Services {
   /** The admin token: DATA/admin.token, written on the first start. */
   get adminToken(): string {
     return fs.readFileSync(path.join(this.dir, 'admin.token'), 'utf8').trim();
+  }
+}
+
+/** The machines' names: the tree's `machine` resources (none while the type is not defined). */
+function machineNames(sys: System): string[] {
+  try {
+    return sys.list({ name: SYSTEM_ACTOR, groups: [] }, { type: 'machine' }).map((r) => r.name);
+  } catch {
+    return [];
   }
 }
 
