@@ -88,6 +88,8 @@ export interface FilterVerdict {
 export interface ReconcileInput<D = unknown, O = unknown> {
   /** Why it runs: a change of the resource, or the periodic resync. */
   reason: 'change' | 'resync';
+  /** Which resource: still there when `desired` is null. */
+  ref: { type: string; name: string; namespace: string };
   /** The desired resource; null once it is deleted (undo what was done, return null). */
   desired: Resource<D> | null;
   /** What the last reconcile reported (TYPE/observed's data), null at first. */

@@ -174,7 +174,7 @@ export class Invoker {
     const type = h.driverOf!;
     const obsType = `${type}/observed`;
     const prev = this.sys.core.get(obsType, ref.name, ref.namespace);
-    const r = await this.sandbox.run(h.program, { reason, desired, observed: prev ? prev.data ?? null : null }, this.host(app, actor), h.limits, actor.name);
+    const r = await this.sandbox.run(h.program, { reason, ref: { type, name: ref.name, namespace: ref.namespace }, desired, observed: prev ? prev.data ?? null : null }, this.host(app, actor), h.limits, actor.name);
     const out = r.output as { observed?: unknown; cost?: unknown } | null | undefined;
     if (isRecord(out) && 'observed' in out) {
       const data = isRecord(out.cost) ? { ...(isRecord(out.observed) ? out.observed : { value: out.observed }), cost: out.cost } : out.observed;
