@@ -179,11 +179,11 @@ describe('Instance', () => {
     for (const i of open) await i.stop();
   });
 
-  it('starts core, sandbox, registry, store and HTTP in that order; stops them and their sandbox processes', async () => {
+  it('starts core, bus, sandbox, registry, store and HTTP in that order; stops them and their sandbox processes', async () => {
     const before = new Set(children());
     const inst = new Instance({ data: path.join(root, 'whole'), port: 0, sandbox: { processes: 2 } });
     open.push(inst);
-    expect(inst.names).toEqual(['data', 'core', 'sandbox', 'registry', 'store', 'http']);
+    expect(inst.names).toEqual(['data', 'core', 'bus', 'sandbox', 'registry', 'store', 'http']);
     await inst.start();
     const health = (await (await fetch(`${inst.url}/healthz`)).json()) as { ok: boolean };
     expect(health.ok).toBe(true);
