@@ -32,6 +32,7 @@ const suites: Record<string, () => Promise<Suite>> = {
   instance: () => import('./instance.ts'),
   agent: () => import('./agent.ts'),
   'agent-net': () => import('./agent-net.ts'),
+  sdk: () => import('./sdk.ts'),
 };
 
 /** Where suites keep their data (suites import only types from here, so they compute it too). */
