@@ -56,3 +56,23 @@ describe('the harness', () => {
     expect(observed).toEqual(names.slice(-3).sort());
   });
 });
+
+describe('a driver resyncs', () => {
+  it('reconciles every resource of its types again periodically: a removed observed state comes back', async () => {
+    const h = await harness({ app: APP, machines: ['m1'], resyncMs: 100 });
+    try {
+      await h.apply({ type: 'namespace', name: 'demo' });
+      await h.apply({ type: 'record', namespace: 'demo', name: 'api', data: { address: '10.0.0.9' } });
+      expect(h.sent).toHaveLength(1);
+      // Drift: the observed state goes away behind the driver's back.
+      await h.sys.submit({ op: 'delete', resource: { type: 'record/observed', namespace: 'demo', name: 'api' } }, { name: 'system', groups: [] });
+      expect(h.observed('record', 'api', 'demo')).toBeNull();
+      const deadline = Date.now() + 10_000;
+      while (h.observed('record', 'api', 'demo') === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(h.observed('record', 'api', 'demo')).toEqual({ address: '10.0.0.9', machines: ['m1'], cost: { perHour: 0.01 } });
+      expect(h.sent.length).toBeGreaterThanOrEqual(2); // it acted again: it saw no observed state
+    } finally {
+      await h.close();
+    }
+  });
+});
