@@ -33,6 +33,7 @@ const suites: Record<string, () => Promise<Suite>> = {
   agent: () => import('./agent.ts'),
   console: () => import('./console.ts'),
   fleet: () => import('./fleet.ts'),
+  sdk: () => import('./sdk.ts'),
 };
 
 /** Where suites keep their data (suites import only types from here, so they compute it too). */

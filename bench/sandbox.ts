@@ -121,7 +121,7 @@ export async function run({ report }: SuiteOptions): Promise<void> {
     const entries = Array.from({ length: 2 * COLD_PROGRAMS }, (_, i) => {
       const file = path.join(dataDir, 'apps', `p${i}`, 'main.ts');
       fs.mkdirSync(path.dirname(file), { recursive: true });
-      fs.writeFileSync(file, `import type { Ctx } from '${path.join(root, 'runtime/sandbox/sdk.ts')}';\nexport default async (input: unknown, ctx: Ctx) => ({ program: ${i}, input });\n`);
+      fs.writeFileSync(file, `import type { Ctx } from '${path.join(root, 'sdk/index.ts')}';\nexport default async (input: unknown, ctx: Ctx) => ({ program: ${i}, input });\n`);
       return file;
     });
     const coldBuild: number[] = [];

@@ -10,13 +10,15 @@ import { OsError } from '../../core/errors.ts';
 import { checkDepth, type Command, type Resource, type ResourceInput } from '../../core/resource.ts';
 import type { System } from '../../core/system.ts';
 import type { Query } from '../../core/tree/tree.ts';
-import { SandboxError, type HostCalls, type Limits, type Program, type Sandbox } from '../sandbox/index.ts';
+import { SandboxError, type HostCalls, type HostMethod, type Limits, type Program, type Sandbox } from '../sandbox/index.ts';
 import type { HandlerSpec, HostVerb, LoadedApp, ResourceGrant } from './manifest.ts';
+import type { NodeCommand, NodesPort } from './nodes.ts';
 import { limitsOf, type AppFilters } from './app-filters.ts';
 
 export { AppFilters } from './app-filters.ts';
 export { loadAppFolder, checkManifest, type LoadedApp, type Manifest, type CapabilitySpec, type ResourceGrant } from './manifest.ts';
 export { limitsOf } from './app-filters.ts';
+export { busNodes, type NodesPort, type NodeCommand } from './nodes.ts';
 
 /** Invocations and their observed state live here. */
 export const INVOCATION_NAMESPACE = 'system';
@@ -77,13 +79,52 @@ const nameSafe = (s: string): string => s.toLowerCase().replace(/[^a-z0-9-]+/g, 
  * The handlers an app runs, under the names the core keeps their cursors by: `APP.HANDLER`, and
  * for a driver one per type, `APP.DRIVER.TYPE` (it acts on desired state and writes TYPE/observed).
  */
-export function handlersOf(app: LoadedApp): { name: string; query: HandlerSpec['query']; program: Program; limits: Partial<Limits> }[] {
-  const out: { name: string; query: HandlerSpec['query']; program: Program; limits: Partial<Limits> }[] = [];
+export function handlersOf(app: LoadedApp): HandlerRun[] {
+  const out: HandlerRun[] = [];
   for (const [name, h] of app.handlers) out.push({ name: `${app.manifest.name}.${name}`, query: h.spec.query, program: h.program, limits: limitsOf(h.spec) });
   for (const [name, d] of app.drivers ?? []) {
-    for (const type of d.spec.types) out.push({ name: `${app.manifest.name}.${name}.${type}`, query: { type }, program: d.program, limits: limitsOf(d.spec) });
+    for (const type of d.spec.types) out.push({ name: `${app.manifest.name}.${name}.${type}`, query: { type }, program: d.program, limits: limitsOf(d.spec), driverOf: type });
   }
   return out;
+}
+
+interface HandlerRun {
+  name: string;
+  query: HandlerSpec['query'];
+  program: Program;
+  limits: Partial<Limits>;
+  /** For a driver: the type it reconciles (its program gets {reason, desired, observed}). */
+  driverOf?: string;
+}
+
+/** How many invocation records are kept, and for how long (the oldest beyond either are collected). */
+export interface Retention {
+  count: number;
+  ageMs: number;
+}
+export const DEFAULT_RETENTION: Retention = { count: 1000, ageMs: 7 * 24 * 3600_000 };
+/** The last failures kept per handler or driver. */
+export const FAILURES_KEPT = 10;
+/** Most resources of one type a driver reconciles per resync. */
+export const RESYNC_RESOURCES_MAX = 10_000;
+
+/** A handler's or a driver's runs, counted (never stored one resource per run). */
+export interface RunStats {
+  runs: number;
+  failures: number;
+  lastRunAt: string | null;
+  /** Milliseconds spent in all runs. */
+  totalMs: number;
+  /** The last FAILURES_KEPT failures, newest last. */
+  lastFailures: { at: string; message: string }[];
+}
+
+export interface InvokerOptions {
+  /** Where ctx.nodes sends node-commands: the composition root wires it to busØ. Absent: ctx.nodes fails with a one-line error. */
+  nodes?: NodesPort;
+  retention?: Partial<Retention>;
+  /** How often each driver reconciles every resource of its types again (60 s; 0: never). */
+  resyncMs?: number;
 }
 
 export class Invoker {
@@ -91,9 +132,56 @@ export class Invoker {
   readonly sandbox: Sandbox;
   private readonly apps = new Map<string, LoadedApp>();
 
-  constructor(sys: System, sandbox: Sandbox) {
+  nodes: NodesPort | undefined;
+  readonly retention: Retention;
+  readonly resyncMs: number;
+  private readonly stats = new Map<string, RunStats>();
+  /** Invocation records by age (oldest first), read from the tree once, then kept up to date. */
+  private records: { name: string; at: number }[] | null = null;
+  private collecting: Promise<void> | null = null;
+
+  constructor(sys: System, sandbox: Sandbox, opts: InvokerOptions = {}) {
     this.sys = sys;
     this.sandbox = sandbox;
+    this.nodes = opts.nodes;
+    this.retention = { ...DEFAULT_RETENTION, ...opts.retention };
+    if (!(this.retention.count >= 0) || !(this.retention.ageMs >= 0)) throw new OsError('invalid', 'the invocation retention needs a count and an age of at least 0');
+    this.resyncMs = opts.resyncMs ?? 60_000;
+  }
+
+  /** Runs of each handler and driver (by handler name, `APP.HANDLER` or `APP.DRIVER.TYPE`), of one app or all. */
+  runs(app?: string): Record<string, RunStats> {
+    const out: Record<string, RunStats> = {};
+    for (const [k, v] of this.stats) if (app === undefined || k.startsWith(`${app}.`)) out[k] = structuredClone(v);
+    return out;
+  }
+
+  private count(name: string, ms: number, error?: unknown): void {
+    let st = this.stats.get(name);
+    if (!st) this.stats.set(name, (st = { runs: 0, failures: 0, lastRunAt: null, totalMs: 0, lastFailures: [] }));
+    st.runs++;
+    st.totalMs += Math.round(ms);
+    st.lastRunAt = new Date().toISOString();
+    if (error !== undefined) {
+      st.failures++;
+      st.lastFailures.push({ at: st.lastRunAt, message: (error instanceof Error ? error.message : String(error)).split('\n')[0].slice(0, 500) });
+      if (st.lastFailures.length > FAILURES_KEPT) st.lastFailures.shift();
+    }
+  }
+
+  /** Runs a driver's reconcile for one resource and records what it returned as TYPE/observed. */
+  private async reconcile(app: LoadedApp, actor: Actor, h: HandlerRun, reason: 'change' | 'resync', desired: Resource | null, ref: { name: string; namespace: string }): Promise<void> {
+    const type = h.driverOf!;
+    const obsType = `${type}/observed`;
+    const prev = this.sys.core.get(obsType, ref.name, ref.namespace);
+    const r = await this.sandbox.run(h.program, { reason, ref: { type, name: ref.name, namespace: ref.namespace }, desired, observed: prev ? prev.data ?? null : null }, this.host(app, actor), h.limits, actor.name);
+    const out = r.output as { observed?: unknown; cost?: unknown } | null | undefined;
+    if (isRecord(out) && 'observed' in out) {
+      const data = isRecord(out.cost) ? { ...(isRecord(out.observed) ? out.observed : { value: out.observed }), cost: out.cost } : out.observed;
+      await this.sys.submit({ op: 'apply', resource: { type: obsType, name: ref.name, namespace: ref.namespace, data } }, SYSTEM);
+    } else if (desired === null && prev && out === null) {
+      await this.sys.submit({ op: 'delete', resource: { type: obsType, name: ref.name, namespace: ref.namespace } }, SYSTEM).catch(() => {});
+    }
   }
 
   private readonly stopHandlers = new Map<string, (() => void)[]>();
@@ -119,19 +207,50 @@ export class Invoker {
     const actor = appActor(app.manifest.name);
     const stops: (() => void)[] = [];
     const names: string[] = [];
-    const register = (name: string, query: HandlerSpec['query'], program: Program, limits: Partial<Limits>): void => {
-      names.push(name);
+    const register = (h: HandlerRun): void => {
+      names.push(h.name);
       stops.push(
         this.sys.handlers.register({
-          name,
-          query,
+          name: h.name,
+          query: h.query,
           handle: async (ev) => {
-            await this.sandbox.run(program, ev, this.host(app, actor), limits, actor.name);
+            const t0 = performance.now();
+            try {
+              if (h.driverOf) {
+                const e = ev as unknown as { new?: Resource | null; old?: Resource | null };
+                const ref = (e.new ?? e.old)!;
+                await this.reconcile(app, actor, h, 'change', e.new ?? null, { name: ref.name, namespace: ref.namespace });
+              } else {
+                await this.sandbox.run(h.program, ev, this.host(app, actor), h.limits, actor.name);
+              }
+            } catch (err) {
+              this.count(h.name, performance.now() - t0, err);
+              throw err;
+            }
+            this.count(h.name, performance.now() - t0);
           },
+          // A driver also reconciles every resource of its type now and then (level-triggered):
+          // what a change event missed, or a resource that drifted, is repaired at the next resync.
+          ...(h.driverOf && this.resyncMs > 0
+            ? {
+                resyncMs: this.resyncMs,
+                resync: async (snap: { resources: Resource[] }) => {
+                  for (const res of snap.resources.slice(0, RESYNC_RESOURCES_MAX)) {
+                    const t0 = performance.now();
+                    try {
+                      await this.reconcile(app, actor, h, 'resync', res, res);
+                      this.count(h.name, performance.now() - t0);
+                    } catch (e) {
+                      this.count(h.name, performance.now() - t0, e);
+                    }
+                  }
+                },
+              }
+            : {}),
         }),
       );
     };
-    for (const h of handlersOf(app)) register(h.name, h.query, h.program, h.limits);
+    for (const h of handlersOf(app)) register(h);
     this.stopHandlers.set(app.manifest.name, stops);
     this.handlerNames.set(app.manifest.name, names);
     // Handlers a new version no longer has: their cursors would only linger.
@@ -246,7 +365,44 @@ export class Invoker {
         )
         .catch(() => {});
     }
+    await this.collect(name);
     return result;
+  }
+
+  /**
+   * Keeps the invocation records within the retention: after each invocation, the oldest beyond
+   * `retention.count` and those older than `retention.ageMs` are deleted (both resources). Never
+   * fails an invocation: a record that cannot be deleted now is tried again after the next one.
+   */
+  private async collect(added: string): Promise<void> {
+    while (this.collecting) await this.collecting;
+    let done!: () => void;
+    this.collecting = new Promise<void>((r) => (done = r));
+    try {
+      if (!this.records) {
+        this.records = this.sys
+          .list(SYSTEM, { type: 'invocation', namespace: INVOCATION_NAMESPACE, exact: true })
+          .map((r) => ({ name: r.name, at: Date.parse(r.created) || 0 }))
+          .sort((a, b) => a.at - b.at);
+      } else if (!this.records.some((r) => r.name === added)) {
+        this.records.push({ name: added, at: Date.now() });
+      }
+      const cutoff = Date.now() - this.retention.ageMs;
+      while (this.records.length > 0 && (this.records.length > this.retention.count || this.records[0].at < cutoff)) {
+        const old = this.records[0];
+        try {
+          for (const type of ['invocation/observed', 'invocation']) {
+            if (this.sys.core.get(type, old.name, INVOCATION_NAMESPACE)) await this.sys.submit({ op: 'delete', resource: { type, name: old.name, namespace: INVOCATION_NAMESPACE } }, SYSTEM);
+          }
+        } catch {
+          break;
+        }
+        this.records.shift();
+      }
+    } finally {
+      this.collecting = null;
+      done();
+    }
   }
 
   /**
@@ -282,7 +438,7 @@ export class Invoker {
       if (typeof v !== 'string') throw new OsError('invalid', `${what} must be a string`);
       return v;
     };
-    const calls: Record<string, (args: unknown[]) => Promise<unknown> | unknown> = {
+    const calls: Record<HostMethod, (args: unknown[]) => Promise<unknown> | unknown> = {
       'resources.get': ([type, name, namespace]) => {
         const t = str(type, 'type');
         const ns = namespace === undefined || namespace === null ? '' : str(namespace, 'namespace');
@@ -328,6 +484,23 @@ export class Invoker {
         const r = sys.core.get('secret', n, ns);
         return r ? sys.unsealSecret(r) : null;
       },
+      'nodes.send': async ([machine, command]) => {
+        const m = str(machine, 'machine');
+        if (!isRecord(command) || typeof command.type !== 'string' || command.type === '') throw new OsError('invalid', 'ctx.nodes.send(machine, command) needs a command {type: "DEVICE.ACTION", ...}');
+        const devices = app.manifest.permissions.nodes?.devices ?? [];
+        const t = command.type;
+        if (!devices.some((d) => t === d || t.startsWith(`${d}.`))) {
+          throw new OsError('forbidden', `app ${appName} may not send a "${t}" command: its os0.json permissions.nodes.devices ${devices.length ? `names only ${devices.join(', ')}` : 'names no device'}`);
+        }
+        if (stage) throw new OsError('invalid', 'ctx.nodes.send cannot run in an update (migration) program: it only stages resource writes');
+        if (!this.nodes) throw new OsError('unavailable', 'ctx.nodes.send: this instance has no bus to send node-commands on; start it with a bus (os0 up)');
+        return this.nodes.send(m, command as NodeCommand);
+      },
+      'nodes.list': async () => {
+        if (!(app.manifest.permissions.nodes?.devices ?? []).length) throw new OsError('forbidden', `app ${appName} may not list machines: its os0.json names no device in permissions.nodes.devices`);
+        if (!this.nodes) throw new OsError('unavailable', 'ctx.nodes.list: this instance has no bus and no machines; start it with a bus (os0 up)');
+        return this.nodes.list();
+      },
       'commands.delete': async ([type, name, namespace]) => {
         const t = str(type, 'type');
         const ns = namespace === undefined || namespace === null ? '' : str(namespace, 'namespace');
@@ -342,7 +515,7 @@ export class Invoker {
     };
     return {
       call: async (method, args) => {
-        const f = calls[method];
+        const f = Object.prototype.hasOwnProperty.call(calls, method) ? calls[method as HostMethod] : undefined;
         if (!f) throw new OsError('invalid', `no host call ${method}`);
         return f(args);
       },

@@ -8,6 +8,7 @@
  * node says after its path (`{value}` is replaced by the offending value).
  */
 import { MAX_LIMITS, MIN_MEMORY_MB } from '../sandbox/protocol.ts';
+import { PERMISSION_SCHEMAS, PERMISSION_SECTIONS } from '../sandbox/host-calls.ts';
 
 /** Longest os0.json accepted, in bytes: checked before parsing. */
 export const MANIFEST_BYTES_MAX = 64 * 1024;
@@ -165,26 +166,11 @@ export const MANIFEST_SCHEMA = {
       ),
     ),
     drivers: group('{NAME: {entry, description, types}}', NAME_PATTERN, NAME_REASON, program({ types: typeList(TYPE_NAME_PATTERN, TYPE_REASON) }, ['types'])),
+    // One section per kind of host call (runtime/sandbox/host-calls.ts): resources, secrets, nodes.
     permissions: closed(
-      {
-        resources: { type: 'array', maxItems: 100, items: grant, reason: 'must be an array of {types, verbs, namespaces?}' },
-        // Secrets the app reads with ctx.secrets.get, each by name (install shows them).
-        secrets: {
-          type: 'array',
-          maxItems: 100,
-          items: closed(
-            {
-              name: str(253, { minLength: 1, pattern: '^[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?$', reason: 'must be a secret name' }),
-              namespace: str(253, { pattern: '^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:/[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*)?$', reason: 'must be a namespace path' }),
-            },
-            ['name'],
-            { reason: 'must be an object {name, namespace?}' },
-          ),
-          reason: 'must be an array of {name, namespace?}',
-        },
-      },
+      Object.fromEntries(PERMISSION_SECTIONS.map((p) => [p, p === 'resources' ? { type: 'array', maxItems: 100, items: grant, reason: 'must be an array of {types, verbs, namespaces?}' } : PERMISSION_SCHEMAS[p]])),
       [],
-      { reason: 'must be an object {resources: [{types, verbs, namespaces?}], secrets?: [{name, namespace?}]}' },
+      { reason: 'must be an object {resources: [{types, verbs, namespaces?}], secrets?: [{name, namespace?}], nodes?: {devices: [DEVICE, ...]}}' },
     ),
     dependencies: {
       type: 'object',

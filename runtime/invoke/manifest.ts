@@ -24,6 +24,11 @@ export interface ResourceGrant {
   namespaces?: string[];
 }
 
+/** The node devices an app sends commands to with ctx.nodes.send (a command's type starts with one of them). */
+export interface NodesGrant {
+  devices: string[];
+}
+
 /** A secret an app reads with ctx.secrets.get(name, namespace?), asked for by name. */
 export interface SecretGrant {
   name: string;
@@ -81,7 +86,7 @@ export interface Manifest {
   filters?: Record<string, FilterSpec>;
   handlers?: Record<string, HandlerSpec>;
   drivers?: Record<string, DriverSpec>;
-  permissions: { resources: ResourceGrant[]; secrets?: SecretGrant[] };
+  permissions: { resources: ResourceGrant[]; secrets?: SecretGrant[]; nodes?: NodesGrant };
   /** Other apps this one needs, by name, with semver ranges. */
   dependencies?: Record<string, string>;
   types?: Record<string, AppTypeSpec>;
@@ -224,7 +229,7 @@ export function checkManifest(m: unknown, where = 'os0.json'): Manifest {
       }
     }
   }
-  return { ...o, permissions: { resources: o.permissions?.resources ?? [], ...(o.permissions?.secrets ? { secrets: o.permissions.secrets } : {}) } };
+  return { ...o, permissions: { resources: o.permissions?.resources ?? [], ...(o.permissions?.secrets ? { secrets: o.permissions.secrets } : {}), ...(o.permissions?.nodes ? { nodes: o.permissions.nodes } : {}) } };
 }
 
 /** Reads and checks DIR/os0.json and compiles every program: capabilities, filters, handlers, drivers, update (rootDir = DIR). */

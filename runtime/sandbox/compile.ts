@@ -43,7 +43,8 @@ export interface CompileOptions {
 /** Bump when the shape of what compile() produces changes, so old disk entries are ignored. */
 const COMPILER_REV = 1;
 export const PROGRAM_GLOBAL = '__os0_program';
-const SDK_SHIM = path.join(path.dirname(fileURLToPath(import.meta.url)), 'sdk.ts');
+// The SDK's own file (sdk/index.ts, no imports): a path for the bundler, not an import of this layer.
+const SDK_SHIM = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'sdk', 'index.ts');
 const MEMORY_CACHE_MAX = 256;
 
 interface CacheEntry {

@@ -8,6 +8,7 @@
  * their concurrency, and a fresh child when one dies. Only plain data crosses: the program's
  * source, JSON strings, numbers.
  */
+import { checkHostCall } from './host-calls.ts';
 import { fork, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -19,7 +20,6 @@ import { SandboxError, formatBytes, oneLine, type SandboxErrorCode } from './err
 import {
   DEFAULT_LIMITS,
   HOST_CONCURRENCY_MAX,
-  HOST_METHODS,
   HOST_RESULT_BYTES_MAX,
   MAX_LIMITS,
   MIN_MEMORY_MB,
@@ -584,37 +584,8 @@ function parseJson(s: string): unknown {
   return s.includes('"__proto__"') ? JSON.parse(s, (k, v) => (k === '__proto__' ? undefined : v)) : JSON.parse(s);
 }
 
-const isName = (s: unknown): boolean => typeof s === 'string' && s.length > 0 && s.length <= NAME_CHARS_MAX;
-const isRecord = (o: unknown): o is Record<string, unknown> => o !== null && typeof o === 'object' && !Array.isArray(o);
-
 /** The same checks as the prelude's, again on this side: what comes out of an isolate is untrusted. */
-export function checkHostCall(method: string, args: unknown): string | null {
-  if (!(HOST_METHODS as readonly string[]).includes(method)) return `no host call ${JSON.stringify(String(method).slice(0, 64))}`;
-  if (!Array.isArray(args)) return `${method}: arguments must be an array`;
-  switch (method) {
-    case 'resources.get':
-    case 'commands.delete':
-      if (args.length < 2 || args.length > 3 || !isName(args[0]) || !isName(args[1]) || (args.length === 3 && !isName(args[2]))) {
-        return `${method}(type, name, namespace?) takes non-empty strings`;
-      }
-      return null;
-    case 'resources.query': {
-      const q = args[0];
-      if (args.length !== 1 || !isRecord(q)) return 'resources.query({type?, namespace?, tags?}) takes an object';
-      for (const k of Object.keys(q)) if (k !== 'type' && k !== 'namespace' && k !== 'tags') return `resources.query: unknown field ${JSON.stringify(k)}`;
-      if ((q.type !== undefined && !isName(q.type)) || (q.namespace !== undefined && !isName(q.namespace))) return 'resources.query: type and namespace are non-empty strings';
-      if (q.tags !== undefined && (!isRecord(q.tags) || !Object.values(q.tags).every((v) => typeof v === 'string'))) return 'resources.query: tags is an object of strings';
-      return null;
-    }
-    case 'commands.apply':
-      if (args.length !== 1 || !isRecord(args[0])) return 'commands.apply(doc) takes a resource object';
-      return null;
-    case 'secrets.get':
-      if (args.length < 1 || args.length > 2 || !isName(args[0]) || (args.length === 2 && !isName(args[1]))) return 'secrets.get(name, namespace?) takes non-empty strings';
-      return null;
-  }
-  return `no host call ${method}`;
-}
+export { checkHostCall } from './host-calls.ts';
 
 /** Base limits with the overrides that are set (an `undefined` override keeps the base). */
 function withOverrides(base: Limits, over: Partial<Limits>): Limits {

@@ -17,7 +17,7 @@
 // The parameter types below are erased by Node's type stripping (replaced with spaces), so
 // `prelude.toString()` is plain JavaScript.
 /* eslint-disable @typescript-eslint/no-explicit-any */
-export function prelude(load: () => any): any {
+export function prelude(table: any, load: () => any): any {
   'use strict';
   const g: any = globalThis;
   // Not ECMAScript, and nothing a program needs: V8's no-op console and WebAssembly (whose
@@ -39,6 +39,7 @@ export function prelude(load: () => any): any {
   const ErrorFn = Error;
   const TypeErrorFn = TypeError;
   const slice = String.prototype.slice;
+  const indexOf = String.prototype.indexOf;
   const charCodeAt = String.prototype.charCodeAt;
   const join = Array.prototype.join;
   const push = Array.prototype.push;
@@ -159,44 +160,60 @@ export function prelude(load: () => any): any {
       logUsed += line.length + 1;
       send(0, 'log', line);
     };
-    const resources = freeze({
-      get(type: any, name: any, namespace?: any): any {
-        if (!isName(type) || !isName(name) || !isOptName(namespace)) return bad('ctx.resources.get(type, name, namespace?) takes non-empty strings');
-        return call('resources.get', namespace === undefined ? [type, name] : [type, name, namespace]);
-      },
-      query(q: any): any {
-        if (!isRecord(q)) return bad('ctx.resources.query({type?, namespace?, tags?}) takes an object');
-        const keys = ownKeys(q);
+    // ctx.GROUP.CALL for each 'GROUP.CALL' of the host-call table (host-calls.ts), each checking
+    // its arguments by their kinds before they leave the isolate.
+    const fits = (kind: string, a: any): string | null => {
+      if (kind === 'name' || kind === 'name?') return isName(a) ? null : '';
+      if (kind === 'object') return isRecord(a) ? null : '';
+      if (kind === 'query') {
+        if (!isRecord(a)) return '';
+        const keys = ownKeys(a);
         for (let i = 0; i < keys.length; i++) {
           const k = keys[i];
-          if (k !== 'type' && k !== 'namespace' && k !== 'tags') return bad('ctx.resources.query: unknown field ' + stringify(k));
+          if (k !== 'type' && k !== 'namespace' && k !== 'tags') return 'unknown field ' + stringify(k);
         }
-        if (!isOptName(q.type) || !isOptName(q.namespace)) return bad('ctx.resources.query: type and namespace are non-empty strings');
-        if (q.tags !== undefined) {
-          if (!isRecord(q.tags)) return bad('ctx.resources.query: tags is an object of strings');
-          const tk = ownKeys(q.tags);
-          for (let i = 0; i < tk.length; i++) if (typeof q.tags[tk[i]] !== 'string') return bad('ctx.resources.query: tags is an object of strings');
+        if (!isOptName(a.type) || !isOptName(a.namespace)) return 'type and namespace are non-empty strings';
+        if (a.tags !== undefined) {
+          if (!isRecord(a.tags)) return 'tags is an object of strings';
+          const tk = ownKeys(a.tags);
+          for (let i = 0; i < tk.length; i++) if (typeof a.tags[tk[i]] !== 'string') return 'tags is an object of strings';
         }
-        return call('resources.query', [q]);
-      },
-    });
-    const commands = freeze({
-      apply(doc: any): any {
-        if (!isRecord(doc)) return bad('ctx.commands.apply(doc) takes a resource object');
-        return call('commands.apply', [doc]);
-      },
-      delete(type: any, name: any, namespace?: any): any {
-        if (!isName(type) || !isName(name) || !isOptName(namespace)) return bad('ctx.commands.delete(type, name, namespace?) takes non-empty strings');
-        return call('commands.delete', namespace === undefined ? [type, name] : [type, name, namespace]);
-      },
-    });
-    const secrets = freeze({
-      get(name: any, namespace?: any): any {
-        if (!isName(name) || !isOptName(namespace)) return bad('ctx.secrets.get(name, namespace?) takes non-empty strings');
-        return call('secrets.get', namespace === undefined ? [name] : [name, namespace]);
-      },
-    });
-    const ctx = freeze({ log, resources, commands, secrets });
+        return null;
+      }
+      return '';
+    };
+    const makeCall = (method: string, spec: any): any => {
+      const kinds: string[] = spec.args;
+      let required = 0;
+      for (let i = 0; i < kinds.length; i++) if (kinds[i] !== 'name?') required++;
+      const usage = 'ctx.' + method + spec.signature + ' ' + spec.takes;
+      return function (...args: any[]): any {
+        // Trailing optional arguments left undefined are left out.
+        let n = args.length;
+        while (n > required && args[n - 1] === undefined) n--;
+        if (n < required || n > kinds.length) return bad(usage);
+        const out: any[] = [];
+        for (let i = 0; i < n; i++) {
+          const why = fits(kinds[i], args[i]);
+          if (why !== null) return bad(why === '' ? usage : 'ctx.' + method + ': ' + why);
+          apply(push, out, [args[i]]);
+        }
+        return call(method, out);
+      };
+    };
+    const groups: any = create(null);
+    const methods = ownKeys(table);
+    for (let i = 0; i < methods.length; i++) {
+      const method = methods[i];
+      const dot = apply(indexOf, method, ['.']);
+      const group = apply(slice, method, [0, dot]);
+      if (!apply(hasOwn, groups, [group])) groups[group] = {};
+      groups[group][apply(slice, method, [dot + 1])] = makeCall(method, table[method]);
+    }
+    const ctxFields: any = { log };
+    const gk = ownKeys(groups);
+    for (let i = 0; i < gk.length; i++) ctxFields[gk[i]] = freeze(groups[gk[i]]);
+    const ctx = freeze(ctxFields);
 
     const deliver = (id: number, ok: boolean, value: string): void => {
       if (!apply(hasOwn, pending, [id])) return;

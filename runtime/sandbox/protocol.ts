@@ -57,9 +57,8 @@ export const HOST_RESULT_BYTES_MAX = 8 * 2 ** 20;
 /** A program's bundled source. */
 export const PROGRAM_BYTES_MAX = 16 * 2 ** 20;
 
-/** The host calls a program can make, by the name that crosses the boundary. */
-export const HOST_METHODS = ['resources.get', 'resources.query', 'commands.apply', 'commands.delete', 'secrets.get'] as const;
-export type HostMethod = (typeof HOST_METHODS)[number];
+/** The host calls a program can make, by the name that crosses the boundary: host-calls.ts defines them. */
+export { HOST_METHODS, type HostMethod } from './host-calls.ts';
 
 export type ToChild =
   | { t: 'run'; rid: number; key: string; pid: string; code?: string; input: string; limits: Limits }

@@ -14,6 +14,7 @@ import ivm from 'isolated-vm';
 import { randomInt } from 'node:crypto';
 import * as vm from 'node:vm';
 import { prelude } from './prelude.ts';
+import { HOST_CALLS } from './host-calls.ts';
 import { formatBytes, oneLine } from './errors.ts';
 import { HOST_ARGS_BYTES_MAX, PROGRAM_FILENAME, type DoneFailed, type DoneOk, type Limits, type ToChild, type ToParent } from './protocol.ts';
 
@@ -37,7 +38,8 @@ const WATCHDOG_MS = 5;
 const PROGRAMS_MAX = 128;
 const PROGRAM_BYTES_TOTAL_MAX = 128 * 2 ** 20;
 
-const PREFIX = `(${prelude.toString()})(function () {\n`;
+// The host-call table crosses as a JSON literal on the first line (source maps count lines).
+const PREFIX = `(${prelude.toString()})(${JSON.stringify(HOST_CALLS)}, function () {\n`;
 const PREFIX_LINES = PREFIX.split('\n').length - 1;
 
 interface ProgramEntry {

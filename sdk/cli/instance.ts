@@ -24,7 +24,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Api } from '../../core/api/server.ts';
-import { ADMIN_GROUP } from '../../core/auth/permission.ts';
+import { ADMIN_GROUP, SYSTEM_ACTOR } from '../../core/auth/permission.ts';
 import { openBus, type Bus } from '../../core/bus/index.ts';
 import { Kernel } from '../../core/kernel/index.ts';
 import { Machines } from '../../core/kernel/machines.ts';
@@ -33,7 +33,7 @@ import { System } from '../../core/system.ts';
 import { Agent, type AgentOptions } from '../../runtime/agent/agent.ts';
 import { mountNodeRoutes } from '../../runtime/agent/routes.ts';
 import { Registry } from '../../registry/server/index.ts';
-import { AppFilters, Invoker, loadAppFolder } from '../../runtime/invoke/index.ts';
+import { AppFilters, busNodes, Invoker, loadAppFolder, type Retention } from '../../runtime/invoke/index.ts';
 import { Sandbox, type SandboxOptions } from '../../runtime/sandbox/index.ts';
 import { mountStore, Store } from '../../store/index.ts';
 import { mountConsole } from '../console/serve.ts';
@@ -74,6 +74,8 @@ export interface InstanceOptions {
    * neither registry nor store.
    */
   registry?: 'embedded' | { url: string; key?: string } | false;
+  /** How many invocation records are kept, and for how long (runtime/invoke DEFAULT_RETENTION). */
+  invocations?: Partial<Retention>;
   /** Lock the data directory against a second instance (default true). */
   lock?: boolean;
 }
@@ -92,12 +94,12 @@ export class Instance extends Services {
   private kernelNow: Kernel | null = null;
   private sandboxNow: Sandbox | null = null;
   private invokerNow: Invoker | null = null;
+  private busNow: Bus | null = null;
   private registryNow: Registry | null = null;
   private storeNow: Store | null = null;
   private apiNow: Api | null = null;
   private portNow = 0;
   private registryUrlNow: string | null = null;
-  private busNow: Bus | null = null;
   private machinesNow: Machines | null = null;
   private agentNow: Agent | null = null;
 
@@ -252,7 +254,11 @@ export class Instance extends Services {
         const sandbox = new Sandbox(this.opts.sandbox);
         this.appFilters.attach(sandbox);
         this.sandboxNow = sandbox;
-        this.invokerNow = new Invoker(this.sys, sandbox);
+        const bus = this.busNow;
+        const sys = this.sys;
+        // ctx.nodes: commands to cmd.MACHINE on the bus; the machines are the tree's `machine` resources.
+        const nodes = bus ? busNodes(bus, () => machineNames(sys)) : undefined;
+        this.invokerNow = new Invoker(this.sys, sandbox, { nodes, retention: this.opts.invocations });
       },
       async () => {
         await this.sandboxNow?.close();
@@ -425,6 +431,15 @@ export class Instance extends Services {
   /** The admin token: DATA/admin.token, written on the first start. */
   get adminToken(): string {
     return fs.readFileSync(path.join(this.dir, 'admin.token'), 'utf8').trim();
+  }
+}
+
+/** The machines' names: the tree's `machine` resources (none while the type is not defined). */
+function machineNames(sys: System): string[] {
+  try {
+    return sys.list({ name: SYSTEM_ACTOR, groups: [] }, { type: 'machine' }).map((r) => r.name);
+  } catch {
+    return [];
   }
 }
 

@@ -111,6 +111,14 @@ program
   .action(async (o) => (await import('./commands/pack.ts')).keygen(o));
 
 program
+  .command('new')
+  .description('scaffold an app or a driver folder that type-checks, tests, packs and publishes as it stands')
+  .argument('<kind>', 'app or driver')
+  .argument('<name>', 'its name (lowercase letters, digits, -)')
+  .option('--dir <dir>', 'the folder to create (default ./NAME)')
+  .action(async (kind, name, o) => (await import('./commands/new.ts')).newCommand(kind, name, o));
+
+program
   .command('pack')
   .description('check the manifest, compile every program and write NAME-VERSION.tgz')
   .argument('[dir]', 'the app folder', '.')

@@ -43,7 +43,7 @@ describe('compile', () => {
     expect(p.code).not.toMatch(/\bimport\b|\brequire\(/);
     const map = JSON.parse(p.map!) as { sources: string[] };
     expect(map.sources).toEqual(expect.arrayContaining(['src/greet.ts', 'src/lib/twice.ts']));
-    expect(map.sources.some((s) => s.endsWith('runtime/sandbox/sdk.ts'))).toBe(true);
+    expect(map.sources.some((s) => s.endsWith('sdk/index.ts'))).toBe(true);
   });
 
   it('reports a syntax error as file:line:col message, on one line', async () => {

@@ -66,9 +66,8 @@ const apps = {
         permissions: { resources: [{ types: ['gadget/observed'], verbs: ['get', 'create', 'update'] }] },
       },
       {
-        'src/driver.ts': `export default async (ev: any, ctx: any) => {
-  if (ev.new) await ctx.commands.apply({ type: 'gadget/observed', namespace: ev.new.namespace, name: ev.new.name, data: { seen: ev.index } });
-};`,
+        // A driver gets {reason, ref, desired, observed}; what it returns is recorded as gadget/observed.
+        'src/driver.ts': `export default async (input: any) => (input.desired ? { observed: { seen: input.desired.revision } } : null);`,
       },
     ),
   shapes: (version: string, withType: boolean) => writeApp('shapes', version, withType ? { types: { shape: { description: 'A shape' } }, capabilities: {} } : { capabilities: {} }, {}),

@@ -1,5 +1,5 @@
 // Host calls with wrong arguments: each is refused inside, before it crosses; then it throws.
-import type { Ctx } from '../../../runtime/sandbox/sdk.ts';
+import type { Ctx } from '../../../sdk/index.ts';
 export default async (_input: unknown, ctx: Ctx) => {
   const errors: string[] = [];
   const attempts: (() => Promise<unknown>)[] = [

@@ -1,5 +1,5 @@
 // One log line over the log limit; then it keeps trying, catching the error.
-import type { Ctx } from '../../../runtime/sandbox/sdk.ts';
+import type { Ctx } from '../../../sdk/index.ts';
 export default async (_input: unknown, ctx: Ctx) => {
   for (;;) {
     try {

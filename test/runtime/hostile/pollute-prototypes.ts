@@ -1,6 +1,6 @@
 // Pollutes every prototype it can reach (its own context's, and what ctx hands in), makes a host
 // call with a __proto__ key, then throws: neither the host nor the next invocation may notice.
-import type { Ctx } from '../../../runtime/sandbox/sdk.ts';
+import type { Ctx } from '../../../sdk/index.ts';
 export default async (_input: unknown, ctx: Ctx) => {
   const protoDoc = JSON.parse('{"type":"x","name":"y","__proto__":{"isAdmin":true}}');
   const P = Object.prototype as Record<string, unknown>;

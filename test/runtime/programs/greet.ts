@@ -1,4 +1,4 @@
-import { defineCapability, type Ctx } from '../../../runtime/sandbox/sdk.ts';
+import { defineCapability, type Ctx } from '../../../sdk/index.ts';
 import { shout } from './lib/shout.ts';
 import type { Greeting } from './lib/types.ts';
 
