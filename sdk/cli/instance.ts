@@ -22,6 +22,7 @@
  * POST /v1/nodes/:name/token (runtime/agent/routes.ts).
  */
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { Api } from '../../core/api/server.ts';
 import { ADMIN_GROUP, SYSTEM_ACTOR } from '../../core/auth/permission.ts';
@@ -112,6 +113,9 @@ export class Instance extends Services {
     const port = opts.port === undefined ? 7070 : opts.port;
     const registry = opts.registry ?? 'embedded';
     this.add(this.data);
+    // A port that is taken is found before anything writes to the data directory (the zero-procs
+    // write as soon as they start), so a failed start leaves an existing directory as it was.
+    if (port) this.add(this.portsFree(registry === 'embedded' ? [port, port + 1] : [port]));
     this.add(this.core());
     this.add(this.fleetBus());
     this.add(this.machines());
@@ -123,6 +127,30 @@ export class Instance extends Services {
     if (opts.apps?.length) this.add(this.devApps(opts.apps));
     if (port !== null) this.add(this.http(port, registry === 'embedded'));
     if (opts.agent) this.add(this.hostAgent(opts.agent));
+  }
+
+  /** Checks that the API's (and the embedded registry's) ports are free; the http service binds them later. */
+  private portsFree(ports: number[]): Service {
+    return service(
+      'ports',
+      async () => {
+        for (const p of ports) {
+          const srv = net.createServer();
+          try {
+            await new Promise<void>((resolve, reject) => {
+              srv.once('error', reject);
+              srv.listen(p, '127.0.0.1', resolve);
+            });
+          } catch (e) {
+            const code = (e as NodeJS.ErrnoException).code;
+            const whose = p === ports[0] ? '' : " (the embedded registry's, port + 1)";
+            throw new Error(code === 'EADDRINUSE' ? `port ${p}${whose} is in use; pass --port with a free one` : `cannot listen on 127.0.0.1:${p}: ${(e as Error).message}`);
+          }
+          await new Promise<void>((resolve) => srv.close(() => resolve()));
+        }
+      },
+      async () => {},
+    );
   }
 
   /** busØ: embedded in DATA/bus, or NATS; agents elsewhere reach the embedded one at /v1/bus. */

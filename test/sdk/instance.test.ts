@@ -211,7 +211,7 @@ describe('Instance', () => {
         () => null,
         (x: unknown) => x as StartError,
       );
-      expect(e?.service).toBe('http');
+      expect(e?.service).toBe('ports'); // found before anything writes to the data directory
       expect(e?.message).toBe(`port ${port} is in use; pass --port with a free one`);
       expect(fs.existsSync(path.join(root, 'never'))).toBe(false);
       for (const pid of children().filter((p) => !before.has(p))) expect(alive(pid)).toBe(false);
