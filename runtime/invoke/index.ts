@@ -23,19 +23,9 @@ export { busNodes, type NodesPort, type NodeCommand } from './nodes.ts';
 /** Invocations and their observed state live here. */
 export const INVOCATION_NAMESPACE = 'system';
 
-export interface InvocationResult {
-  /** The invocation resource's id. */
-  id: string;
-  /** Its name in namespace `system`: `APP.CAPABILITY.SHORTID`. */
-  name: string;
-  status: 'succeeded' | 'failed';
-  output?: unknown;
-  /** Why it failed: the sandbox's code ('threw', 'timeout', 'memory'…) and a one-line message. */
-  error?: { code: string; message: string };
-  logs: string[];
-  durationMs: number;
-  cpuMs: number;
-}
+/** What an invocation answers: the typed client's InvocationResult (core/api/client), defined once. */
+export type { InvocationResult } from '../../core/api/client/client.ts';
+import type { InvocationResult } from '../../core/api/client/client.ts';
 
 export interface StartedInvocation {
   id: string;

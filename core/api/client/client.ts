@@ -113,10 +113,13 @@ export interface HandlerStatus {
 }
 
 export interface InvocationResult {
+  /** The invocation resource's id. */
   id: string;
+  /** Its name in namespace `system`: `APP.CAPABILITY.SHORTID`. */
   name: string;
   status: 'succeeded' | 'failed';
   output?: unknown;
+  /** Why it failed: the sandbox's code ('threw', 'timeout', 'memory'…) and a one-line message. */
   error?: { code: string; message: string };
   logs: string[];
   durationMs: number;

@@ -11,34 +11,11 @@ import { index as parseIndex } from '../args.ts';
 import { Client, CliError } from '../client.ts';
 import { format, type Format } from '../output.ts';
 import type { Common } from './resources.ts';
+import { readSse } from '../../../core/api/client/sse.ts';
 
 /** Reconnect attempts after the server went away, one every RETRY_MS (about a minute in all). */
 const RETRIES_MAX = 60;
 const RETRY_MS = 1000;
-
-/** Reads server-sent events: yields {event, data} until the stream ends. */
-export async function* sse(res: Response): AsyncGenerator<{ event: string; data: string }> {
-  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = '';
-  let event = 'message';
-  let data: string[] = [];
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    buf += value;
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl).replace(/\r$/, '');
-      buf = buf.slice(nl + 1);
-      if (line === '') {
-        if (data.length) yield { event, data: data.join('\n') };
-        event = 'message';
-        data = [];
-      } else if (line.startsWith('event:')) event = line.slice(6).trim();
-      else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
-    }
-  }
-}
 
 const fullName = (r: { namespace: string; name: string }): string => (r.namespace ? `${r.namespace}/${r.name}` : r.name);
 
@@ -86,7 +63,7 @@ export async function watch(word: string, opts: Common & { namespace?: string; s
     lost = null;
     attempt = 0;
     try {
-      for await (const ev of sse(res)) {
+      for await (const ev of readSse(res.body!)) {
         if (ev.event === 'gone') throw new CliError(`cannot resume the watch: ${(JSON.parse(ev.data) as { error: { message: string } }).error.message}`);
         if (ev.event === 'bookmark') {
           cursor = Math.max(cursor, (JSON.parse(ev.data) as { index: number }).index);
