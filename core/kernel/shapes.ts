@@ -4,6 +4,7 @@
  * default, so one bad document cannot stop a zero-proc.
  */
 import type { Resource } from '../resource.ts';
+import type { MachineView } from './placement.ts';
 
 export type EnvValue = string | { secret: string; key: string };
 
@@ -96,14 +97,8 @@ export interface TaskObserved {
   pid: number | null;
 }
 
-export interface MachineInfo {
-  name: string;
-  cpu: number;
-  memoryMb: number;
-  ports: [number, number];
-  labels: Record<string, string>;
-  up: boolean;
-  cordoned: boolean;
+/** A machine as the kernel reads it: what placement needs (MachineView), plus where and how it drains. */
+export interface MachineInfo extends MachineView {
   address: string;
   drain: { deadline: number; parallelism: number } | null;
 }
